@@ -1,0 +1,1 @@
+"""forecast: turn an argument about diplomacy into a checkable Bayesian forecast."""
