@@ -1,0 +1,247 @@
+"""Reference data: the CSV of past rounds, checked and turned into model arrays.
+
+Rules (PRODUCT §1): outcome columns hold 0, 1 or blank, a later stage only for rounds
+that passed every earlier one; factor columns hold integers or blank; a blank factor
+value is marginalised with the factor's ``in_reference`` rate; an outcome counts only
+if it was known strictly before ``reference.before``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from forecast.errors import Problem, ScenarioError, did_you_mean
+from forecast.scenario import MAX_EXACT_FACTORS, Loaded
+
+UNKNOWN = -1
+#: Beyond this many rows the file is refused rather than risk the memory target.
+MAX_ROWS = 200_000
+
+
+@dataclass
+class ReferenceData:
+    """Reference rounds as arrays aligned with the scenario's factors and stages.
+
+    ``x[i, f]`` is 1 if factor f held in round i, 0 if not, -1 if unknown;
+    ``y[i, s]`` is stage s's outcome (1 passed, 0 failed) or -1 if not observed.
+    """
+
+    path: Path
+    sha256: str
+    round_id: list[str]
+    date: list[dt.date]
+    group: list[str] | None
+    x: np.ndarray
+    y: np.ndarray
+    n_filtered: int
+    n_unknown_outcome: int
+
+    @property
+    def n_rounds(self) -> int:
+        return len(self.round_id)
+
+
+def data_path(sc: Loaded, allow_outside: bool = False) -> Path:
+    """The reference CSV's path, refused if it leaves the scenario's folder tree."""
+    ref = sc.spec.reference
+    assert ref is not None
+    base = sc.path.resolve().parent
+    raw = Path(ref.data)
+    target = (base / raw).resolve()
+    line = sc.line_of(("reference", "data"))
+    if not allow_outside and (raw.is_absolute() or not target.is_relative_to(base)):
+        raise ScenarioError.one(
+            f"'{ref.data}' leaves the scenario's folder tree ({base}); "
+            "keep the data beside the scenario or pass --allow-outside",
+            sc.path,
+            line,
+            "reference.data",
+        )
+    if not target.is_file():
+        raise ScenarioError.one(
+            f"data file '{ref.data}' not found (looked for {target})", sc.path, line, "reference.data"
+        )
+    return target
+
+
+def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
+    """Read, filter and check the scenario's reference CSV.
+
+    Raises
+    ------
+    ScenarioError
+        Naming the row and column of every bad value found.
+    """
+    import pandas as pd
+
+    spec, ref = sc.spec, sc.spec.reference
+    assert ref is not None
+    path = data_path(sc, allow_outside)
+    blob = path.read_bytes()
+    if os.path.getsize(path) > 200 * 2**20:
+        raise ScenarioError.one("data file is larger than 200 MB", path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, nrows=MAX_ROWS + 1)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise ScenarioError.one(f"could not be read as CSV: {e}", path) from None
+    if len(df) > MAX_ROWS:
+        raise ScenarioError.one(f"more than {MAX_ROWS:,} rows: too many reference rounds", path)
+    df.columns = [c.strip() for c in df.columns]
+    # line numbers in the file: header is line 1
+    df["_line"] = np.arange(2, len(df) + 2)
+    problems: list[Problem] = []
+
+    def need(col: str, loc: tuple) -> None:
+        if col not in df.columns:
+            problems.append(
+                Problem(
+                    f"column '{col}' is not in {path.name}{did_you_mean(col, df.columns)}",
+                    sc.path,
+                    sc.line_of(loc),
+                    ".".join(map(str, loc)),
+                )
+            )
+
+    for col in ("round_id", "start_date"):
+        if col not in df.columns:
+            problems.append(Problem(f"required column '{col}' is missing", path, 1))
+    for key in ("filter", "exclude"):
+        for col in getattr(ref, key):
+            need(col, ("reference", key, col))
+    if ref.group:
+        need(ref.group, ("reference", "group"))
+    for name, st in spec.stages.items():
+        if st.column:
+            need(st.column, ("stages", name, "column"))
+    for name, fac in spec.factors.items():
+        if fac.column:
+            need(fac.column, ("factors", name, "column"))
+    if problems:
+        raise ScenarioError(problems)
+
+    def matches(row_values: pd.Series, wanted) -> pd.Series:
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        return row_values.str.strip().isin([str(w) for w in wanted])
+
+    keep = pd.Series(True, index=df.index)
+    for col, wanted in ref.filter.items():
+        keep &= matches(df[col], wanted)
+    for col, wanted in ref.exclude.items():
+        keep &= ~matches(df[col], wanted)
+    df = df[keep]
+
+    ids = df["round_id"].str.strip()
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        row = df.loc[dup.index[0]]
+        raise ScenarioError.one(f"round_id '{dup.iloc[0]}' appears twice", path, int(row["_line"]), "round_id")
+
+    def dates(col: str) -> pd.Series:
+        parsed = pd.to_datetime(df[col].str.strip(), format="%Y-%m-%d", errors="coerce")
+        bad = parsed.isna() & (df[col].str.strip() != "")
+        if col == "start_date":
+            bad |= df[col].str.strip() == ""
+        if bad.any():
+            i = bad.idxmax()
+            raise ScenarioError.one(
+                f"'{df.loc[i, col]}' is not a date (expected YYYY-MM-DD)", path, int(df.loc[i, "_line"]), col
+            )
+        return parsed
+
+    start = dates("start_date")
+    end = dates("end_date").fillna(start) if "end_date" in df.columns else start
+
+    stage_cols = [(n, st) for n, st in spec.stages.items() if st.column]
+    y = np.full((len(df), len(spec.stages)), UNKNOWN, dtype=np.int8)
+    before = pd.Timestamp(spec.before)
+    raw_passed = np.ones(len(df), dtype=bool)  # the file says it passed every earlier stage
+    obs_passed = np.ones(len(df), dtype=bool)  # ... and that was known before `before`
+    for s_idx, (name, st) in enumerate(spec.stages.items()):
+        if not st.column:
+            break
+        raw = df[st.column].str.strip()
+        bad = ~raw.isin(["0", "1", ""])
+        if bad.any():
+            i = bad.idxmax()
+            raise ScenarioError.one(
+                f"outcome must be 0, 1 or blank, got '{df.loc[i, st.column]}'",
+                path,
+                int(df.loc[i, "_line"]),
+                st.column,
+            )
+        value = raw.replace("", "-1").astype(int).to_numpy()
+        stray = ~raw_passed & (value != UNKNOWN)
+        if stray.any():
+            i = int(np.argmax(stray))
+            prev = list(spec.stages)[s_idx - 1]
+            raise ScenarioError.one(
+                f"outcome given for a round that did not pass stage '{prev}': must be blank",
+                path,
+                int(df["_line"].iloc[i]),
+                st.column,
+            )
+        known = ((end + pd.to_timedelta(st.known_after_days, unit="D")) < before).to_numpy()
+        observed = obs_passed & known & (value != UNKNOWN)
+        y[:, s_idx] = np.where(observed, value, UNKNOWN)
+        raw_passed &= value == 1
+        obs_passed &= observed & (value == 1)
+
+    factor_names = list(spec.factors)
+    x = np.full((len(df), len(factor_names)), UNKNOWN, dtype=np.int8)
+    for f_idx, (name, fac) in enumerate(spec.factors.items()):
+        if fac.column is None:
+            x[:, f_idx] = UNKNOWN if fac.in_reference is not None else 0
+            continue
+        raw = df[fac.column].str.strip()
+        ok = raw.str.fullmatch(r"-?\d+") | (raw == "")
+        if not ok.all():
+            i = (~ok).idxmax()
+            raise ScenarioError.one(
+                f"factor value must be an integer or blank, got '{df.loc[i, fac.column]}'",
+                path,
+                int(df.loc[i, "_line"]),
+                fac.column,
+            )
+        blank = (raw == "").to_numpy()
+        if blank.any() and fac.in_reference is None:
+            i = int(np.argmax(blank))
+            raise ScenarioError.one(
+                f"blank value for factor '{name}' and the factor has no in_reference rate "
+                "to marginalise it with",
+                path,
+                int(df["_line"].iloc[i]),
+                fac.column,
+            )
+        holds = np.where(blank, UNKNOWN, (raw.replace("", "-999").astype(int) == fac.holds_when).astype(int))
+        x[:, f_idx] = holds
+
+    has_outcome = (y != UNKNOWN).any(axis=1)
+    too_many = (x == UNKNOWN).sum(axis=1) > MAX_EXACT_FACTORS
+    if (too_many & has_outcome).any():
+        i = int(np.argmax(too_many & has_outcome))
+        raise ScenarioError.one(
+            f"round has more than {MAX_EXACT_FACTORS} unknown factor values; give columns or "
+            "fewer factors without one",
+            path,
+            int(df["_line"].iloc[i]),
+        )
+    group = None
+    if ref.group:
+        group = df[ref.group].str.strip()[has_outcome].tolist()
+    return ReferenceData(
+        path=path,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        round_id=ids[has_outcome].tolist(),
+        date=[d.date() for d in start[has_outcome]],
+        group=group,
+        x=x[has_outcome],
+        y=y[has_outcome],
+        n_filtered=len(df),
+        n_unknown_outcome=int((~has_outcome).sum()),
+    )

@@ -1,0 +1,580 @@
+"""The scenario file format (PRODUCT §1): pydantic models, loading and ``--set``.
+
+This module knows YAML and pydantic, nothing of PyMC. Loading keeps line numbers so
+every error names the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from forecast.beliefs import Belief, parse_belief, scale_ranges
+from forecast.errors import Problem, ScenarioError, did_you_mean
+
+SCHEMA_VERSION = 1
+#: Beyond this many factors the case is integrated by Monte Carlo over factor states.
+MAX_EXACT_FACTORS = 12
+SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class UnknownKey(ValueError):
+    """Raised for a key a model does not have; the loader adds it to the field path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class Strict(BaseModel):
+    """Base of every section: unknown keys are errors that suggest the nearest key."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    section: ClassVar[str] = "this section"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a mapping for {cls.section}, got {_show(data)}")
+        allowed = {f.alias or name for name, f in cls.model_fields.items()}
+        for key in data:
+            if key not in allowed:
+                raise UnknownKey(
+                    str(key),
+                    f"unknown key '{key}'{did_you_mean(str(key), allowed)} "
+                    f"(allowed: {', '.join(sorted(allowed))})",
+                )
+        return data
+
+
+def _show(x: Any) -> str:
+    return f"a list {x!r}" if isinstance(x, list) else repr(x)
+
+
+def _belief(role: str):
+    def parse(raw: Any) -> Belief:
+        if isinstance(raw, Belief):
+            return raw
+        return parse_belief(raw, role)  # type: ignore[arg-type]
+
+    return BeforeValidator(parse)
+
+
+ProbabilityBelief = Annotated[Belief, _belief("probability")]
+RatioBelief = Annotated[Belief, _belief("ratio")]
+ValueBelief = Annotated[Belief, _belief("value")]
+Text = Annotated[str, Field(min_length=1)]
+Slug = Annotated[str, Field(pattern=SLUG, max_length=80)]
+Scalar = str | StrictInt
+
+
+class Source(Strict):
+    section = "source"
+    outlet: Text
+    date: dt.date
+    author: Text | None = None
+    url: Text | None = None
+
+
+class Question(Strict):
+    section = "question"
+    text: Text
+    success: Text
+    resolves: dt.date
+    rounds: StrictInt = Field(1, ge=1, le=1000)
+
+
+class Factor(Strict):
+    section = "a factor"
+    label: Text | None = None
+    holds: ProbabilityBelief
+    why: Text | None = None
+    column: Text | None = None
+    holds_when: StrictInt = 1
+    in_reference: ProbabilityBelief | None = None
+
+
+class BaseRate(Strict):
+    section = "base_rate"
+    belief: ProbabilityBelief
+    why: Text | None = None
+
+    @field_validator("belief")
+    @classmethod
+    def _inside(cls, b: Belief) -> Belief:
+        if b.kind == "constant" and not 0 < b.value < 1:  # type: ignore[operator]
+            raise ValueError(f"a constant base_rate must lie strictly inside (0, 1), got {b.value:g}")
+        return b
+
+
+class Effect(Strict):
+    section = "an effect"
+    odds_ratio: RatioBelief
+    why: Text | None = None
+
+
+class Stage(Strict):
+    section = "a stage"
+    label: Text | None = None
+    base_rate: BaseRate
+    effects: dict[str, Effect] = Field(default_factory=dict)
+    column: Text | None = None
+    known_after_days: StrictInt = Field(0, ge=0)
+
+
+class Evidence(Strict):
+    section = "an evidence item"
+    label: Text | None = None
+    likelihood_ratio: RatioBelief
+    why: Text | None = None
+
+
+class Reference(Strict):
+    section = "reference"
+    data: Text
+    filter: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    exclude: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    group: Text | None = None
+    case_group: Scalar | None = None
+    pooling_scale: float = Field(0.5, gt=0, allow_inf_nan=False)
+    before: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _case_group_needs_group(self) -> Reference:
+        if self.case_group is not None and self.group is None:
+            raise ValueError("case_group needs group: name the column that groups the rounds")
+        return self
+
+
+class Sampling(Strict):
+    section = "sampling"
+    draws: StrictInt = Field(1000, ge=100, le=100_000)
+    chains: StrictInt = Field(4, ge=1, le=16)
+    seed: StrictInt = Field(2013, ge=0, lt=2**32)
+
+
+class Words(Strict):
+    section = "words"
+    probability: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    odds_ratio: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    @field_validator("probability", "odds_ratio")
+    @classmethod
+    def _ranges(cls, words: dict[str, tuple[float, float]], info) -> dict:
+        for word, (lo, hi) in words.items():
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(f"word '{word}': a range needs finite lo < hi, got [{lo}, {hi}]")
+            if info.field_name == "probability" and not (0 <= lo and hi <= 1):
+                raise ValueError(f"word '{word}': a probability range must lie in [0, 1]")
+            if info.field_name == "odds_ratio" and lo <= 0:
+                raise ValueError(f"word '{word}': an odds-ratio range must be positive")
+        return words
+
+
+class Scenario(Strict):
+    """A validated scenario (PRODUCT §1)."""
+
+    section = "the scenario"
+    schema_: Literal[1] = Field(alias="schema")
+    id: Slug
+    title: Text
+    source: Source
+    question: Question
+    factors: dict[str, Factor] = Field(default_factory=dict)
+    stages: dict[str, Stage] = Field(min_length=1)
+    evidence: dict[str, Evidence] = Field(default_factory=dict)
+    reference: Reference | None = None
+    sampling: Sampling = Field(default_factory=Sampling)
+    words: Words | None = None
+    decision: Any = None
+
+    @field_validator("factors", "stages", "evidence")
+    @classmethod
+    def _names(cls, items: dict[str, Any]) -> dict[str, Any]:
+        for name in items:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                raise ValueError(
+                    f"'{name}' is not a valid name: use letters, digits and underscores"
+                )
+        return items
+
+    @property
+    def before(self) -> dt.date:
+        """Only outcomes known strictly before this date update the priors."""
+        if self.reference and self.reference.before:
+            return self.reference.before
+        return self.source.date
+
+
+# ----------------------------------------------------------------------------- assumptions
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """One belief of a scenario, addressed by the dotted path ``--set`` takes."""
+
+    path: str
+    belief: Belief
+    why: str | None
+    label: str | None
+
+
+def assumptions(s: Scenario) -> list[Assumption]:
+    """Every belief of the scenario in file order, with its path and quote."""
+    out: list[Assumption] = []
+    for name, f in s.factors.items():
+        out.append(Assumption(f"factors.{name}.holds", f.holds, f.why, f.label or name))
+        if f.in_reference is not None:
+            out.append(
+                Assumption(f"factors.{name}.in_reference", f.in_reference, f.why, f.label or name)
+            )
+    for name, st in s.stages.items():
+        out.append(
+            Assumption(
+                f"stages.{name}.base_rate.belief",
+                st.base_rate.belief,
+                st.base_rate.why,
+                f"{st.label or name}: base rate",
+            )
+        )
+        for fac, eff in st.effects.items():
+            out.append(
+                Assumption(
+                    f"stages.{name}.effects.{fac}.odds_ratio",
+                    eff.odds_ratio,
+                    eff.why,
+                    f"{st.label or name}: effect of {fac}",
+                )
+            )
+    for name, ev in s.evidence.items():
+        out.append(
+            Assumption(f"evidence.{name}.likelihood_ratio", ev.likelihood_ratio, ev.why, ev.label or name)
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@dataclass
+class Loaded:
+    """A scenario file, validated, with what is needed to report on it."""
+
+    spec: Scenario
+    path: Path
+    sha256: str
+    raw: dict[str, Any]
+    lines: dict[tuple, int]
+    overrides: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def line_of(self, loc: tuple) -> int | None:
+        return _line_of(self.lines, loc)
+
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="rt")  # round-trip: keeps line numbers; builds no Python objects from tags
+    y.allow_duplicate_keys = False
+    return y
+
+
+def _plain(node: Any, loc: tuple, lines: dict[tuple, int], file: Path) -> Any:
+    """Copy a ruamel tree into plain dicts and lists, recording each path's line."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+
+    tag = getattr(node, "tag", None)
+    tag_value = getattr(tag, "value", tag) if tag is not None else None
+    if isinstance(node, TaggedScalar) or (tag_value and str(tag_value).startswith("!")):
+        raise ScenarioError.one(
+            f"YAML tag {tag_value!r} is not allowed: write plain values",
+            file,
+            lines.get(loc),
+            ".".join(map(str, loc)) or None,
+        )
+    if isinstance(node, CommentedMap):
+        out = {}
+        for key in node:
+            line = node.lc.key(key)[0] + 1
+            if not isinstance(key, str):
+                raise ScenarioError.one(
+                    f"keys must be text, got {key!r}", file, line, ".".join(map(str, loc)) or None
+                )
+            lines[(*loc, key)] = line
+            out[key] = _plain(node[key], (*loc, key), lines, file)
+        return out
+    if isinstance(node, CommentedSeq):
+        out_l = []
+        for i, item in enumerate(node):
+            lines[(*loc, i)] = node.lc.item(i)[0] + 1
+            out_l.append(_plain(item, (*loc, i), lines, file))
+        return out_l
+    if isinstance(node, dt.datetime):
+        return node
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    return node
+
+
+def parse_yaml(text: str, file: Path, loc: tuple = ()) -> tuple[Any, dict[tuple, int]]:
+    """Load YAML safely, returning plain data and a path → line map."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        node = _yaml().load(io.StringIO(text))
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = (e.problem or e.context or "could not be read").strip()
+        raise ScenarioError.one(f"YAML syntax error: {what}", file, line) from None
+    except (YAMLError, ValueError, RecursionError) as e:
+        raise ScenarioError.one(f"YAML could not be read: {e}", file) from None
+    lines: dict[tuple, int] = {}
+    try:
+        return _plain(node, loc, lines, file), lines
+    except RecursionError:
+        raise ScenarioError.one("YAML is nested too deeply", file) from None
+
+
+def _line_of(lines: dict[tuple, int], loc: tuple) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _problems(err: ValidationError, file: Path, lines: dict[tuple, int]) -> list[Problem]:
+    out = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if isinstance(p, int) or "[" not in str(p))
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, UnknownKey):
+            loc = (*loc, cause.key)
+        kind = e["type"]
+        if kind == "missing":
+            msg = f"missing required key '{loc[-1]}'"
+        elif kind == "literal_error" and loc == ("schema",):
+            msg = f"unsupported schema {e['input']!r}: this version of forecast reads schema 1"
+        else:
+            msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            if kind in ("string_type", "int_type", "float_type", "date_type", "date_from_datetime_parsing", "date_parsing"):
+                msg += f", got {e['input']!r}"
+        field_path = ".".join(map(str, loc)) or None
+        out.append(Problem(msg, file, _line_of(lines, loc), field_path))
+    # pydantic reports each failed branch of a union; one message per field is enough
+    seen, unique = set(), []
+    for p in out:
+        if p.field not in seen:
+            seen.add(p.field)
+            unique.append(p)
+    return unique
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError.one("no such file", path) from None
+    except IsADirectoryError:
+        raise ScenarioError.one("is a folder, not a scenario file", path) from None
+    except UnicodeDecodeError:
+        raise ScenarioError.one("not UTF-8 text", path) from None
+    except OSError as e:
+        raise ScenarioError.one(f"cannot be read: {e.strerror}", path) from None
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loaded:
+    """Read, override and validate a scenario file.
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+    overrides
+        ``PATH=VALUE`` strings, as ``--set`` takes them.
+
+    Raises
+    ------
+    ScenarioError
+        With every problem found, each naming file, line and field.
+    """
+    path = Path(path)
+    text = read_text(path)
+    raw, lines = parse_yaml(text, path)
+    if not isinstance(raw, dict):
+        raise ScenarioError.one("a scenario must be a YAML mapping (key: value lines)", path, 1)
+    applied = []
+    for item in overrides:
+        key, value = apply_override(raw, lines, item, path)
+        applied.append(f"{key}={value}")
+    try:
+        spec = Scenario.model_validate(raw)
+    except ValidationError as e:
+        raise ScenarioError(_problems(e, path, lines)) from None
+    loaded = Loaded(spec, path, hashlib.sha256(text.encode()).hexdigest(), raw, lines, applied)
+    problems, warnings = cross_check(loaded)
+    if problems:
+        raise ScenarioError(problems)
+    loaded.warnings = warnings
+    return loaded
+
+
+def cross_check(sc: Loaded) -> tuple[list[Problem], list[Problem]]:
+    """Checks that span sections: names used before defined, words, stage order."""
+    s, f = sc.spec, sc.path
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+
+    def problem(loc: tuple, msg: str) -> None:
+        problems.append(Problem(msg, f, sc.line_of(loc), ".".join(map(str, loc))))
+
+    if s.decision is not None:
+        problem(("decision",), "decisions are not supported yet in this version of forecast")
+    ranges = scale_ranges(s.words.model_dump() if s.words else None)
+    from forecast.beliefs import SCALE_OF_ROLE
+
+    for a in assumptions(s):
+        b = a.belief
+        if b.kind == "word":
+            scale = ranges[SCALE_OF_ROLE[b.role]]
+            if b.word not in scale:
+                loc = tuple(a.path.split("."))
+                problem(
+                    loc,
+                    f"unknown word '{b.word}'{did_you_mean(b.word, scale)} "
+                    f"(words: {', '.join(scale)}; or add it under words:)",
+                )
+        if not a.why:
+            loc = tuple(a.path.split("."))
+            warnings.append(
+                Problem("no `why:` quote for this assumption", f, sc.line_of(loc), a.path)
+            )
+    seen_without_column = None
+    for name, st in s.stages.items():
+        for fac in st.effects:
+            if fac not in s.factors:
+                problem(
+                    ("stages", name, "effects", fac),
+                    f"unknown factor '{fac}'{did_you_mean(fac, s.factors)} "
+                    f"(factors: {', '.join(s.factors) or 'none defined'})",
+                )
+        if st.column and seen_without_column:
+            problem(
+                ("stages", name, "column"),
+                f"stage '{name}' has a column but follows stage '{seen_without_column}', "
+                "which has none: later stages can only be observed after earlier ones",
+            )
+        if not st.column:
+            seen_without_column = seen_without_column or name
+    for name, fac in s.factors.items():
+        if fac.column is None and "holds_when" in sc.raw.get("factors", {}).get(name, {}):
+            problem(("factors", name, "holds_when"), "holds_when needs a column")
+    if s.reference is not None:
+        if not any(st.column for st in s.stages.values()):
+            problem(("reference",), "reference data given, but no stage names a `column` to learn from")
+        for name, fac in s.factors.items():
+            if fac.column is None and fac.in_reference is None:
+                warnings.append(
+                    Problem(
+                        "no column and no in_reference: the factor is taken as never holding in "
+                        "the reference rounds, so its effect may be counted twice",
+                        f,
+                        sc.line_of(("factors", name)),
+                        f"factors.{name}",
+                    )
+                )
+    return problems, warnings
+
+
+# ----------------------------------------------------------------------------- --set
+
+
+def apply_override(raw: dict, lines: dict[tuple, int], item: str, file: Path) -> tuple[str, str]:
+    """Apply one ``PATH=VALUE`` to the raw scenario, in place.
+
+    The value is read as YAML (scenario syntax); the path must exist in the scenario or
+    name a key its section allows.
+    """
+    if "=" not in item:
+        raise ScenarioError.one(f"--set expects PATH=VALUE, got {item!r}", field="--set")
+    key, value_text = (s.strip() for s in item.split("=", 1))
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise ScenarioError.one(f"--set: {key!r} is not a dotted path", field="--set")
+    value, _ = parse_yaml(value_text, Path("--set"))
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict) or part not in node:
+            here = ".".join(parts[:i])
+            choices = [".".join([*parts[:i], k]) if here else k for k in (node if isinstance(node, dict) else {})]
+            want = ".".join(parts[: i + 1])
+            raise ScenarioError.one(
+                f"--set: no '{want}' in the scenario{did_you_mean(want, choices)}",
+                file,
+                field=key,
+            )
+        node = node[part]
+    last = parts[-1]
+    if not isinstance(node, dict):
+        raise ScenarioError.one(f"--set: '{'.'.join(parts[:-1])}' is not a section", file, field=key)
+    if last not in node:
+        known = _allowed_keys(parts[:-1]) | set(node)
+        if last not in known:
+            prefix = ".".join(parts[:-1])
+            choices = [f"{prefix}.{k}" for k in known]
+            raise ScenarioError.one(
+                f"--set: no '{key}' in the scenario{did_you_mean(key, choices)}", file, field=key
+            )
+    node[last] = value
+    lines[tuple(parts)] = _line_of(lines, tuple(parts)) or 0
+    return key, value_text
+
+
+def _allowed_keys(parent: list[str]) -> set[str]:
+    """Keys the section at ``parent`` may take (so --set can add an optional key)."""
+    model: Any = Scenario
+    for part in parent:
+        fields = getattr(model, "model_fields", None)
+        if fields is None:
+            return set()
+        if part in fields:
+            ann = fields[part].annotation
+        elif part == "schema":
+            return set()
+        else:  # a name inside a dict section: step to the dict's value type
+            ann = model
+        args = getattr(ann, "__args__", ())
+        nxt = [a for a in args if hasattr(a, "model_fields")]
+        if hasattr(ann, "model_fields"):
+            model = ann
+        elif nxt:
+            model = nxt[-1]
+        else:
+            return set()
+    fields = getattr(model, "model_fields", {})
+    return {f.alias or n for n, f in fields.items()}
