@@ -1,0 +1,231 @@
+"""Scenario (+ reference data) → PyMC model, formula for formula as PRODUCT §2.
+
+For stage s, round i in group g with factor values x_i::
+
+    logit P_s(pass | x_i) = logit(p_s) + tau_s * z_sg + sum_f log(OR_sf) * x_if
+
+Every belief is one free variable named by its ``--set`` path (constants are not
+variables). Reference rounds enter through one observed variable, ``outcomes``
+(dims ``round``, ``stage``), whose log-density per round sums over the unknown factor
+values of that round, jointly across stages. The case — the talks being forecast —
+is marginalised over its factor states exactly (up to 12 factors) or by Monte Carlo.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from forecast.beliefs import Prior
+from forecast.data import UNKNOWN, ReferenceData
+from forecast.scenario import MAX_EXACT_FACTORS, Scenario
+
+#: Factor states drawn for the case when there are too many factors to enumerate.
+MONTE_CARLO_STATES = 4096
+#: Memory guard for the per-round enumeration of unknown factor values.
+MAX_ROUND_STATES = 20_000_000
+
+
+@dataclass(frozen=True)
+class CaseStates:
+    """The factor states the case is summed over, and how."""
+
+    x: np.ndarray  # (state, factor)
+    exact: bool
+
+
+def case_states(n_factors: int, seed: int) -> CaseStates:
+    """All 2^F factor states, or uniforms for Monte Carlo beyond ``MAX_EXACT_FACTORS``."""
+    if n_factors <= MAX_EXACT_FACTORS:
+        states = np.array(list(itertools.product([0, 1], repeat=n_factors)), dtype=float)
+        return CaseStates(states.reshape(-1, n_factors), exact=True)
+    rng = np.random.default_rng([seed, 7])
+    return CaseStates(rng.uniform(size=(MONTE_CARLO_STATES, n_factors)), exact=False)
+
+
+def round_states(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Enumerate each round's unknown factor values.
+
+    Returns
+    -------
+    states : (round, state, factor) factor values, known ones copied, unknown ones enumerated
+    unknown : (round, state, factor) 1 where the value was enumerated
+    valid : (round, state) 1 for real states, 0 for padding (rounds with fewer unknowns)
+    """
+    n, f = x.shape
+    k = (x == UNKNOWN).sum(axis=1)
+    n_states = 2 ** int(k.max(initial=0))
+    if n * n_states * max(f, 1) > MAX_ROUND_STATES:
+        from forecast.errors import ScenarioError
+
+        raise ScenarioError.one(
+            f"{n} reference rounds with up to {int(k.max())} unknown factor values each are too "
+            "many to marginalise; give factor columns or fewer rounds"
+        )
+    states = np.repeat(x[:, None, :], n_states, axis=1).astype(float)
+    unknown = np.zeros_like(states)
+    valid = np.zeros((n, n_states))
+    for i in range(n):
+        cols = np.flatnonzero(x[i] == UNKNOWN)
+        combos = np.array(list(itertools.product([0, 1], repeat=len(cols)))).reshape(-1, len(cols))
+        m = len(combos)
+        states[i, :m][:, cols] = combos
+        states[i, m:] = 0
+        unknown[i, :m][:, cols] = 1
+        valid[i, :m] = 1
+    return states, unknown, valid
+
+
+def _variable(name: str, prior: Prior, dims=None):
+    """One free variable for a belief, or a constant."""
+    if prior.is_constant:
+        return pt.constant(prior.params[0], dtype="float64")
+    if prior.family == "beta":
+        return pm.Beta(name, alpha=prior.params[0], beta=prior.params[1], dims=dims)
+    if prior.family == "lognormal":
+        return pm.LogNormal(name, mu=prior.params[0], sigma=prior.params[1], dims=dims)
+    return pm.Normal(name, mu=prior.params[0], sigma=prior.params[1], dims=dims)
+
+
+def _outcomes_logp(value, logit_pass, log_weight):
+    """Log-density of one round's stage outcomes, summed over its unknown factor states."""
+    observed = pt.ge(value, 0)[..., None, :]
+    y = value[..., None, :]
+    per_stage = pt.switch(
+        observed, -(y * pt.softplus(-logit_pass) + (1 - y) * pt.softplus(logit_pass)), 0.0
+    )
+    return pt.logsumexp(log_weight + per_stage.sum(axis=-1), axis=-1)
+
+
+def groups_of(spec: Scenario, data: ReferenceData | None) -> list[str] | None:
+    """Group labels when partial pooling applies (a group column and more than one group)."""
+    if data is None or spec.reference is None or spec.reference.group is None:
+        return None
+    labels = sorted(set(data.group or []))
+    case = spec.reference.case_group
+    if case is not None and str(case) not in labels:
+        labels.append(str(case))
+    elif case is None:
+        labels.append("(new group)")
+    return labels if len(labels) > 1 else None
+
+
+def case_group_label(spec: Scenario) -> str:
+    case = spec.reference.case_group if spec.reference else None
+    return "(new group)" if case is None else str(case)
+
+
+def build_model(
+    spec: Scenario,
+    priors: dict[str, Prior],
+    data: ReferenceData | None,
+    seed: int,
+) -> pm.Model:
+    """Build the PyMC model of a scenario.
+
+    Parameters
+    ----------
+    spec
+        The validated scenario.
+    priors
+        Fitted prior of every belief, keyed by its dotted path.
+    data
+        Reference rounds, or ``None`` for a prior-only scenario.
+    seed
+        Seeds the Monte Carlo factor states when there are more than 12 factors.
+    """
+    stages, factors, evidence = list(spec.stages), list(spec.factors), list(spec.evidence)
+    groups = groups_of(spec, data)
+    coords: dict[str, list] = {"stage": stages, "factor": factors}
+    if evidence:
+        coords["evidence"] = evidence
+    if groups:
+        coords["group"] = groups
+    if data is not None:
+        coords["round"] = data.round_id
+
+    with pm.Model(coords=coords) as model:
+        # one free variable per belief, named by its --set path (in file order)
+        var = {path: _variable(path, prior) for path, prior in priors.items()}
+        base_rate = pt.stack([var[f"stages.{s}.base_rate.belief"] for s in stages])
+        logit_base = pm.math.logit(base_rate)  # (stage,)
+        log_or_rows = []
+        for s in stages:
+            row = []
+            for f in factors:
+                path = f"stages.{s}.effects.{f}.odds_ratio"
+                row.append(pt.log(var[path]) if path in var else pt.constant(0.0))
+            log_or_rows.append(pt.stack(row) if row else pt.zeros((0,)))
+        log_odds_ratio = pt.stack(log_or_rows).reshape((len(stages), len(factors)))
+        holds = (
+            pt.stack([var[f"factors.{f}.holds"] for f in factors])
+            if factors
+            else pt.zeros((0,))
+        )
+
+        group_shift = None  # (stage, group): tau_s * z_sg on the logit scale
+        if groups:
+            learnable = np.array([spec.stages[s].column is not None for s in stages], dtype=float)
+            tau = pm.HalfNormal("group_scale", sigma=spec.reference.pooling_scale, dims="stage")
+            z = pm.Normal("group_offset", 0.0, 1.0, dims=("stage", "group"))
+            group_shift = (tau * learnable)[:, None] * z
+
+        if data is not None and data.n_rounds:
+            states, unknown, valid = round_states(data.x)
+            # factors whose values are never unknown get a placeholder rate; it has no weight
+            in_ref = (
+                pt.stack([var.get(f"factors.{f}.in_reference", pt.constant(0.5)) for f in factors])
+                if factors
+                else pt.zeros((0,))
+            )
+            # log P(state) over the enumerated (unknown) values only; padding gets ~ -inf
+            log_weight = (
+                unknown * (states * pt.log(in_ref) + (1 - states) * pt.log1p(-in_ref))
+            ).sum(axis=-1) + np.where(valid > 0, 0.0, -1e30)
+            logit_round = pt.broadcast_to(logit_base, (data.n_rounds, len(stages)))
+            if groups:
+                idx = np.array([groups.index(g) for g in data.group])
+                logit_round = logit_round + group_shift.T[idx]
+            logit_pass = logit_round[:, None, :] + pt.tensordot(states, log_odds_ratio, axes=[[2], [1]])
+            pm.CustomDist(
+                "outcomes",
+                logit_pass,
+                log_weight,
+                logp=_outcomes_logp,
+                signature="(c,s),(c)->(s)",
+                observed=data.y.astype("int64"),
+                dims=("round", "stage"),
+            )
+
+        # ---- the case: the talks being forecast
+        cs = case_states(len(factors), seed)
+        logit_case = logit_base
+        if groups:
+            logit_case = logit_case + group_shift[:, groups.index(case_group_label(spec))]
+        if cs.exact:
+            x = pt.constant(cs.x)
+            log_w = (x * pt.log(holds) + (1 - x) * pt.log1p(-holds)).sum(axis=-1)
+            weight = pt.exp(log_w)  # (state,)
+        else:
+            x = pt.lt(pt.constant(cs.x), holds).astype("float64")
+            weight = pt.ones((cs.x.shape[0],)) / cs.x.shape[0]
+        pass_prob = pm.math.sigmoid(logit_case[None, :] + pt.dot(x, log_odds_ratio.T))  # (state, stage)
+        reach = pt.concatenate([pt.ones((pass_prob.shape[0], 1)), pt.cumprod(pass_prob, axis=1)[:, :-1]], axis=1)
+        p_round = pm.Deterministic("p_round", (weight * pt.prod(pass_prob, axis=1)).sum())
+        pm.Deterministic(
+            "p_stage",
+            (weight[:, None] * reach * pass_prob).sum(axis=0) / (weight[:, None] * reach).sum(axis=0),
+            dims="stage",
+        )
+        logit_p = pt.log(p_round) - pt.log1p(-p_round)
+        if evidence:
+            lr = pt.stack([var[f"evidence.{e}.likelihood_ratio"] for e in evidence])
+            logit_p = logit_p + pt.log(lr).sum()
+        p_signal = pm.math.sigmoid(logit_p)
+        rounds = spec.question.rounds
+        pm.Deterministic("p_success", -pt.expm1(rounds * pt.log1p(-p_signal)))
+    return model

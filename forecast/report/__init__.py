@@ -1,0 +1,77 @@
+"""Reports: a fitted DataTree in, a folder of files out. The report never refits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from forecast.report.atomic import atomic_folder
+from forecast.report.tables import build_summary, finite_or_none, markdown
+
+__all__ = ["atomic_folder", "build_summary", "write_report"]
+
+
+def make_figures(prep, fit) -> dict[str, str]:
+    """All figures of the run report, as data URIs."""
+    from forecast.report import figures
+
+    tree, group = fit.tree, fit.draws_group
+    free = [a for a, p in prep.priors.items() if not p.is_constant]
+    out = {"p_success": figures.p_success_density(tree, group)}
+    out["stages"] = figures.distributions(tree, ["p_stage"], group, "P(pass | reached the stage)")
+    if fit.method == "nuts":
+        out["prior_posterior"] = figures.prior_vs_posterior(tree, ["p_success"], "P(success)")
+        if free:
+            out["assumptions"] = figures.prior_vs_posterior(tree, free, "value of the belief")
+            out["rank"] = figures.rank_plot(tree, free)
+    elif free:
+        out["assumptions"] = figures.distributions(tree, free, "prior", "value of the belief")
+    return out
+
+
+def resolved_yaml(prep) -> str:
+    """The scenario with every word and range replaced by the distribution it became."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    raw: dict[str, Any] = json.loads(json.dumps(prep.loaded.raw, default=str))
+    for path, prior in prep.priors.items():
+        node = raw
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = prior.as_yaml()
+    raw.pop("words", None)
+    raw["sampling"] = {"draws": prep.settings.draws, "chains": prep.settings.chains, "seed": prep.settings.seed}
+    y = YAML(typ="safe", pure=True)
+    y.default_flow_style = None
+    y.sort_base_mapping_type_on_output = False
+    buf = io.StringIO()
+    buf.write(f"# {prep.loaded.path} with every belief replaced by its distribution\n")
+    y.dump(raw, buf)
+    return buf.getvalue()
+
+
+def write_report(prep, fit, folder: Path) -> dict[str, Any]:
+    """Write the five files of PRODUCT §4 into ``folder``, all or nothing."""
+    from forecast.report.html import render
+
+    summary = finite_or_none(build_summary(prep, fit))
+    figs = make_figures(prep, fit)
+    tree = fit.tree
+    tree.attrs.update(
+        {
+            "forecast_schema": 1,
+            "scenario_id": summary["id"],
+            "provenance": json.dumps(summary["provenance"]),
+        }
+    )
+    with atomic_folder(folder) as tmp:
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        (tmp / "summary.md").write_text(markdown(summary))
+        (tmp / "report.html").write_text(render(summary, figs))
+        (tmp / "scenario.resolved.yaml").write_text(resolved_yaml(prep))
+        tree.to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
+    return summary

@@ -1,0 +1,105 @@
+"""Figures of a report, drawn with arviz_plots (matplotlib backend) and embedded as PNG.
+
+Each function takes the fitted DataTree and returns a ``data:`` URI, so the HTML page
+needs no network and no side files.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+HDI_PROB = 0.9
+
+
+def _setup():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import arviz_plots as azp
+
+    return azp
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _finish(pc, xlabel: str, title: str | None = None) -> str:
+    """Label every panel's x axis, add a figure title, and return the PNG."""
+    fig = pc.viz["figure"].item()
+    for ax in fig.axes:
+        if ax.get_legend() is not None and not ax.lines and not ax.collections:
+            continue
+        ax.set_xlabel(xlabel)
+    if title:
+        fig.suptitle(title, y=1.02)
+    return _png(fig)
+
+
+def p_success_density(tree, group: str) -> str:
+    """P(success): density with its 90% HDI and mean."""
+    azp = _setup()
+    pc = azp.plot_dist(
+        tree,
+        var_names=["p_success"],
+        group=group,
+        ci_kind="hdi",
+        ci_prob=HDI_PROB,
+        point_estimate="mean",
+        backend="matplotlib",
+        figure_kwargs={"figsize": (7, 3)},
+    )
+    return _finish(pc, "probability that the talks succeed (thick bar: 90% HDI)")
+
+
+def prior_vs_posterior(tree, var_names: list[str], xlabel: str, title: str | None = None) -> str:
+    """Prior and posterior densities, one panel per variable."""
+    azp = _setup()
+    n = len(var_names)
+    pc = azp.plot_prior_posterior(
+        tree,
+        var_names=var_names,
+        backend="matplotlib",
+        col_wrap=min(n, 3),
+        figure_kwargs={"figsize": (3.6 * min(n, 3), 2.6 * ((n + 2) // 3))},
+    )
+    return _finish(pc, xlabel, title)
+
+
+def distributions(tree, var_names: list[str], group: str, xlabel: str, title: str | None = None) -> str:
+    """Densities with 90% HDIs of one group's variables (stage summaries, prior-only beliefs)."""
+    azp = _setup()
+    ds = tree[group].to_dataset()[var_names]
+    n = sum(int(ds[v].size // (ds.sizes["chain"] * ds.sizes["draw"])) for v in var_names)
+    pc = azp.plot_dist(
+        tree,
+        var_names=var_names,
+        group=group,
+        ci_kind="hdi",
+        ci_prob=HDI_PROB,
+        point_estimate="mean",
+        backend="matplotlib",
+        col_wrap=min(n, 3),
+        figure_kwargs={"figsize": (3.6 * min(n, 3), 2.6 * ((n + 2) // 3))},
+    )
+    return _finish(pc, xlabel, title)
+
+
+def rank_plot(tree, var_names: list[str]) -> str:
+    """Rank ECDFs per chain: chains that mix well stay inside the envelope."""
+    azp = _setup()
+    n = len(var_names)
+    pc = azp.plot_rank(
+        tree,
+        var_names=var_names,
+        backend="matplotlib",
+        col_wrap=min(n, 3),
+        figure_kwargs={"figsize": (3.6 * min(n, 3), 2.4 * ((n + 2) // 3))},
+    )
+    return _finish(pc, "fractional rank of the draw (one line per chain)")

@@ -1,0 +1,121 @@
+"""report.html: one self-contained page (figures embedded, no network)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from forecast.report.tables import answer_sentence, fmt_interval
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1020px;margin:2em auto;padding:0 1em;color:#1b1b1b}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd}
+.answer{font-size:1.25em;background:#f3f6fa;border-left:4px solid #3465a4;padding:.6em 1em}
+table{border-collapse:collapse;width:100%;margin:.6em 0}th,td{border-bottom:1px solid #e3e3e3;padding:.35em .5em;text-align:left;vertical-align:top}
+th{background:#fafafa}td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+code{font-size:.9em;background:#f4f4f4;padding:0 .2em}blockquote{margin:0;color:#444;font-style:italic}
+img{max-width:100%;display:block;margin:.5em 0}.fail{color:#b00020;font-weight:bold}.pass{color:#1a7f37;font-weight:bold}
+.warn{background:#fff8e1;border-left:4px solid #f0ad00;padding:.4em .8em;margin:.3em 0}
+.meta{color:#555;font-size:.9em}
+"""
+
+
+def _fig(uri: str | None, alt: str) -> str:
+    return f'<img src="{uri}" alt="{escape(alt)}">' if uri else ""
+
+
+def render(summary: dict[str, Any], figures: dict[str, str], sections: list[str] | None = None) -> str:
+    """The whole page. ``sections`` are extra HTML blocks (sensitivity, backtest...)."""
+    q, d = summary["question"], summary["diagnostics"]
+    src = summary.get("source", {})
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f"<title>{escape(summary['title'])} — forecast</title><style>{CSS}</style></head><body>",
+        f"<h1>{escape(summary['title'])}</h1>",
+        f"<p class='meta'>{escape(str(src.get('outlet', '')))}, {escape(str(src.get('date', '')))} · scenario <code>{escape(summary['id'])}</code></p>",
+        "<h2>The question</h2>",
+        f"<p><b>{escape(q['text'])}</b><br>Success means: {escape(q['success'])}<br>"
+        f"Resolves {escape(q['resolves'])}, over {q['rounds']} round(s) of talks.</p>",
+        f"<p class='answer'>{escape(answer_sentence(summary))}</p>",
+    ]
+    for w in summary.get("warnings", []):
+        parts.append(f"<div class='warn'>⚠ {escape(w)}</div>")
+    parts += [
+        "<h2>P(success)</h2>",
+        _fig(figures.get("p_success"), "Density of P(success) with its 90% HDI"),
+        "<table><tr><th></th><th>mean</th><th>median</th><th>90% HDI</th></tr>",
+    ]
+    for key, name in (("p_success", "forecast"), ("p_success_prior", "prior (no data)"), ("p_round", "one round, before evidence")):
+        st = summary[key]
+        parts.append(
+            f"<tr><td>{name}</td><td class='num'>{st['mean']:.1%}</td><td class='num'>{st['median']:.1%}</td>"
+            f"<td class='num'>{st['hdi_90'][0]:.1%} – {st['hdi_90'][1]:.1%}</td></tr>"
+        )
+    parts.append("</table>")
+    if figures.get("prior_posterior"):
+        parts += ["<h3>Prior vs posterior</h3>", _fig(figures["prior_posterior"], "Prior and posterior of P(success)")]
+    parts += [
+        "<h2>Stages</h2><p>P(pass | the talks reached the stage), marginal over the factors, before evidence.</p>",
+        _fig(figures.get("stages"), "Densities of each stage's pass probability"),
+        "<table><tr><th>stage</th><th>mean</th><th>90% HDI</th></tr>",
+    ]
+    for name, st in summary["stages"].items():
+        label = f" — {escape(st['label'])}" if st.get("label") else ""
+        parts.append(
+            f"<tr><td><code>{escape(name)}</code>{label}</td><td class='num'>{st['mean']:.1%}</td>"
+            f"<td class='num'>{st['hdi_90'][0]:.1%} – {st['hdi_90'][1]:.1%}</td></tr>"
+        )
+    parts += [
+        "</table><h2>Assumptions</h2>",
+        "<p>Each belief as the author would state it, the distribution it became, and what the "
+        "reference data made of it.</p>",
+        "<table><tr><th>assumption</th><th>prior</th><th>posterior</th><th>why (the quote it rests on)</th></tr>",
+    ]
+    for a in summary["assumptions"]:
+        why = f"<blockquote>“{escape(a['why'])}”</blockquote>" if a["why"] else "<i>no quote</i>"
+        parts.append(
+            f"<tr><td><code>{escape(a['path'])}</code><br>{escape(a['label'] or '')}<br>"
+            f"<small>{escape(str(a['belief']))} → {escape(a['distribution'])}</small></td>"
+            f"<td class='num'>{fmt_interval(a['prior'], False)}</td>"
+            f"<td class='num'>{fmt_interval(a['posterior'], False)}</td><td>{why}</td></tr>"
+        )
+    parts.append("</table>")
+    parts.append(_fig(figures.get("assumptions"), "Prior and posterior of each assumption"))
+    parts.append("<h2>Model checks and diagnostics</h2>")
+    if d["method"] == "nuts":
+        cls = "pass" if d["passed"] else "fail"
+        verdict = "pass" if d["passed"] else "FAIL — do not rely on these numbers"
+        parts.append(
+            f"<p>NUTS (numpyro), {summary['provenance']['chains']} chains × {summary['provenance']['draws']} draws: "
+            f"R-hat max <b>{d['r_hat_max']}</b>, bulk ESS min <b>{d['ess_bulk_min']}</b>, "
+            f"divergences <b>{d['divergences']}</b> — <span class='{cls}'>{verdict}</span> "
+            "(thresholds: R-hat ≤ 1.01, bulk ESS ≥ 100 per chain, no divergences).</p>"
+        )
+        parts.append(_fig(figures.get("rank"), "Rank plots of the free variables"))
+    else:
+        parts.append("<p>No reference data: the forecast is the prior, sampled forward exactly. No MCMC, so no R-hat or ESS.</p>")
+    ref = summary.get("reference")
+    if ref:
+        ids = ", ".join(ref["round_ids"]) or "none"
+        parts.append(
+            f"<p>Reference class: {ref['rounds']} round(s) from <code>{escape(ref['data'])}</code> with an outcome "
+            f"known before {escape(ref['before'])}: {escape(ids)}.</p>"
+        )
+    parts += sections or []
+    p = summary["provenance"]
+    rows = [
+        ("scenario", p["scenario"]),
+        ("scenario sha256", p["scenario_sha256"]),
+        ("data sha256", p["data_sha256"] or "—"),
+        ("overrides", ", ".join(p["overrides"]) or "none"),
+        ("seed / chains / draws", f"{p['seed']} / {p['chains']} / {p['draws']}"),
+        ("sampler", p["sampler"]),
+        ("run time", f"{p['seconds']} s"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in p["versions"].items())),
+        ("created", p["created"]),
+    ]
+    parts.append("<h2>Provenance</h2><table>")
+    parts += [f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows]
+    parts.append("</table></body></html>")
+    return "\n".join(parts)
