@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    WithJsonSchema,
     Field,
     StrictInt,
     ValidationError,
@@ -78,9 +79,32 @@ def _belief(role: str):
     return BeforeValidator(parse)
 
 
-ProbabilityBelief = Annotated[Belief, _belief("probability")]
-RatioBelief = Annotated[Belief, _belief("ratio")]
-ValueBelief = Annotated[Belief, _belief("value")]
+def _belief_schema(role: str) -> dict[str, Any]:
+    pair = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+    forms: list[dict[str, Any]] = [
+        {"type": "number", "description": "a fixed value"},
+        {
+            "type": "object",
+            "properties": {"between": pair, "mass": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
+            "required": ["between"],
+            "additionalProperties": False,
+        },
+    ]
+    names = {"probability": ["beta"], "ratio": ["lognormal"], "value": ["normal", "lognormal", "beta"]}[role]
+    forms += [
+        {"type": "object", "properties": {n: pair}, "required": [n], "additionalProperties": False} for n in names
+    ]
+    if role != "value":
+        from forecast.beliefs import SCALE_OF_ROLE
+
+        words = list(scale_ranges()[SCALE_OF_ROLE[role]])
+        forms.insert(0, {"type": "string", "description": "a word of the verbal scale", "examples": words})
+    return {"anyOf": forms, "description": f"a {role} belief"}
+
+
+ProbabilityBelief = Annotated[Belief, _belief("probability"), WithJsonSchema(_belief_schema("probability"))]
+RatioBelief = Annotated[Belief, _belief("ratio"), WithJsonSchema(_belief_schema("ratio"))]
+ValueBelief = Annotated[Belief, _belief("value"), WithJsonSchema(_belief_schema("value"))]
 Text = Annotated[str, Field(min_length=1)]
 Slug = Annotated[str, Field(pattern=SLUG, max_length=80)]
 Scalar = str | StrictInt

@@ -34,6 +34,9 @@ def atomic_folder(final: Path, keep: bool = False) -> Iterator[Path]:
     lock = FileLock(str(final.parent / f".{final.name}.lock"))
     with lock:
         staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.new-", dir=final.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a report is not
         try:
             if keep and final.is_dir():
                 shutil.copytree(final, staging, dirs_exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from forecast.report.tables import answer_sentence, fmt_interval
+from forecast.report.tables import answer_sentence, fmt_interval, written
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1020px;margin:2em auto;padding:0 1em;color:#1b1b1b}
@@ -17,6 +17,7 @@ code{font-size:.9em;background:#f4f4f4;padding:0 .2em}blockquote{margin:0;color:
 img{max-width:100%;display:block;margin:.5em 0}.fail{color:#b00020;font-weight:bold}.pass{color:#1a7f37;font-weight:bold}
 .warn{background:#fff8e1;border-left:4px solid #f0ad00;padding:.4em .8em;margin:.3em 0}
 .meta{color:#555;font-size:.9em}
+table.assumptions td:first-child{width:34%}table.assumptions td:last-child{width:40%}
 """
 
 
@@ -70,13 +71,13 @@ def render(summary: dict[str, Any], figures: dict[str, str], sections: list[str]
         "</table><h2>Assumptions</h2>",
         "<p>Each belief as the author would state it, the distribution it became, and what the "
         "reference data made of it.</p>",
-        "<table><tr><th>assumption</th><th>prior</th><th>posterior</th><th>why (the quote it rests on)</th></tr>",
+        "<table class='assumptions'><tr><th>assumption</th><th>prior</th><th>posterior</th><th>why (the quote it rests on)</th></tr>",
     ]
     for a in summary["assumptions"]:
         why = f"<blockquote>“{escape(a['why'])}”</blockquote>" if a["why"] else "<i>no quote</i>"
         parts.append(
             f"<tr><td><code>{escape(a['path'])}</code><br>{escape(a['label'] or '')}<br>"
-            f"<small>{escape(str(a['belief']))} → {escape(a['distribution'])}</small></td>"
+            f"<small>{escape(written(a['belief']))} → {escape(a['distribution'])}</small></td>"
             f"<td class='num'>{fmt_interval(a['prior'], False)}</td>"
             f"<td class='num'>{fmt_interval(a['posterior'], False)}</td><td>{why}</td></tr>"
         )

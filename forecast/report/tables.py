@@ -141,6 +141,14 @@ def answer_sentence(summary: dict[str, Any]) -> str:
     )
 
 
+def written(belief: Any) -> str:
+    """A belief in scenario syntax, as a user would type it."""
+    if isinstance(belief, dict):
+        inner = ", ".join(f"{k}: {list(v) if isinstance(v, list | tuple) else v}" for k, v in belief.items())
+        return "{" + inner + "}"
+    return str(belief)
+
+
 def fmt_interval(st: dict[str, Any], pct: bool = True) -> str:
     lo, hi = st["hdi_90"]
     if pct:
@@ -171,7 +179,7 @@ def markdown(summary: dict[str, Any]) -> str:
     for a in summary["assumptions"]:
         why = (a["why"] or "*(no quote)*").replace("|", "\\|").replace("\n", " ")
         lines.append(
-            f"| `{a['path']}` | {a['distribution']} | {fmt_interval(a['prior'], False)} | "
+            f"| `{a['path']}` | {written(a['belief'])} → {a['distribution']} | {fmt_interval(a['prior'], False)} | "
             f"{fmt_interval(a['posterior'], False)} | {why} |"
         )
     lines += ["", "## Diagnostics", ""]

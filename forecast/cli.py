@@ -1,0 +1,254 @@
+"""The ``forecast`` command line: parse arguments, call :mod:`forecast.api`, print, exit.
+
+Exit codes: 0 done; 1 a fit ran but its diagnostics fail (the report is written and
+says so); 2 bad input or usage (nothing is written). No modelling happens here, and
+nothing heavy is imported at start-up so that ``forecast --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="forecast",
+    help="Turn an argument about diplomacy into a checkable Bayesian forecast.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="PATH=VALUE", help="Change a belief or setting, e.g. factors.x.holds=unlikely (repeatable)."),
+]
+DrawsOpt = Annotated[int | None, typer.Option("--draws", min=100, help="Draws per chain (default: the scenario's).")]
+ChainsOpt = Annotated[int | None, typer.Option("--chains", min=1, max=16, help="Chains (default: the scenario's).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed (default: the scenario's).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output (JSON) on stdout.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Parent folder of the reports (replaces reports/).")]
+OutsideOpt = Annotated[
+    bool, typer.Option("--allow-outside", help="Let reference.data leave the scenario's folder tree.")
+]
+
+
+def _console(stderr: bool = True):
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console.width = 200  # piped or captured: don't squeeze tables into 80 columns
+    return console
+
+
+def _problems(err, console) -> None:
+    for p in err.problems:
+        console.print(f"[bold red]error[/]: {_escape(str(p))}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _warn(console, problems) -> None:
+    for w in problems:
+        console.print(f"[yellow]warning[/]: {_escape(str(w))}")
+
+
+@app.command()
+def run(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files (YAML).", show_default=False)],
+    set_: SetOpt = None,
+    draws: DrawsOpt = None,
+    chains: ChainsOpt = None,
+    seed: SeedOpt = None,
+    json_out: JsonOpt = False,
+    out: OutOpt = Path("reports"),
+    allow_outside: OutsideOpt = False,
+) -> None:
+    """Validate, fit and write the report of each scenario."""
+    from forecast import api
+    from forecast.errors import ScenarioError
+
+    err = _console()
+    prepared, worst = [], 0
+    for path in scenarios:  # validate every file before fitting any
+        try:
+            prep = api.prepare(path, set_ or [], draws=draws, chains=chains, seed=seed, allow_outside=allow_outside)
+        except ScenarioError as e:
+            _problems(e, err)
+            worst = 2
+            continue
+        _warn(err, [w for w in prep.warnings if "why" not in w.message])
+        prepared.append(prep)
+    results = []
+    for prep in prepared:
+        with err.status(f"[bold]{prep.id}[/]: starting") as status:
+
+            def progress(msg: str, _id: str = prep.id, _status=status) -> None:
+                _status.update(f"[bold]{_id}[/]: {msg}")
+
+            try:
+                result = api.run(prep, out, progress=progress)
+            except ScenarioError as e:
+                _problems(e, err)
+                worst = 2
+                continue
+        results.append(result)
+        worst = max(worst, result.exit_code)
+        if result.exit_code == 1:
+            err.print(f"[bold red]{prep.id}: the fit's diagnostics fail; the report says so.[/]")
+    if json_out:
+        typer.echo(api.summary_json([r.summary for r in results]))
+    elif results:
+        _run_table(results)
+    raise typer.Exit(worst)
+
+
+def _run_table(results) -> None:
+    from rich.table import Table
+
+    t = Table(title="forecast run", title_justify="left")
+    for col in ("scenario", "P(success)", "90% HDI", "method", "R-hat max", "ESS bulk min", "divergences", "report"):
+        t.add_column(col, justify="right" if col not in ("scenario", "method", "report") else "left")
+    for r in results:
+        s, d = r.summary, r.summary["diagnostics"]
+        lo, hi = s["p_success"]["hdi_90"]
+        t.add_row(
+            s["id"],
+            f"{s['p_success']['mean']:.1%}",
+            f"{lo:.1%} – {hi:.1%}",
+            d["method"],
+            "—" if d["r_hat_max"] is None else f"{d['r_hat_max']:.3f}",
+            "—" if d["ess_bulk_min"] is None else f"{d['ess_bulk_min']:.0f}",
+            "—" if d["divergences"] is None else str(d["divergences"]),
+            str(r.folder / "report.html"),
+        )
+    _console(stderr=False).print(t)
+
+
+@app.command()
+def check(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files (YAML).", show_default=False)],
+    set_: SetOpt = None,
+    allow_outside: OutsideOpt = False,
+) -> None:
+    """Validate scenarios and their data; nothing is fitted or written."""
+    from forecast import api
+    from forecast.errors import ScenarioError
+
+    err, worst = _console(), 0
+    for path in scenarios:
+        try:
+            loaded = api.check(path, set_ or [], allow_outside=allow_outside)
+        except ScenarioError as e:
+            _problems(e, err)
+            worst = 2
+            continue
+        _warn(err, loaded.warnings)
+        n = len(loaded.warnings)
+        _console(stderr=False).print(f"{path}: ok" + (f" ({n} warning{'s' * (n != 1)})" if n else ""))
+    raise typer.Exit(worst)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the scenario format (for editors)."""
+    import json
+
+    from forecast.scenario import Scenario
+
+    doc = Scenario.model_json_schema(by_alias=True)
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    doc["title"] = "forecast scenario (schema 1)"
+    typer.echo(json.dumps(doc, indent=2))
+
+
+@app.command()
+def words(json_out: JsonOpt = False) -> None:
+    """Print the verbal scales and the distributions they stand for."""
+    import json
+
+    from forecast.beliefs import shipped_scales
+
+    scales = shipped_scales()
+    if json_out:
+        typer.echo(json.dumps(scales, indent=2))
+        return
+    from rich.table import Table
+
+    console = _console(stderr=False)
+    for scale, what in (("probability", "Beta (maximum entropy)"), ("odds_ratio", "LogNormal (equal tails)")):
+        t = Table(title=f"{scale.replace('_', ' ')} words: 90% of the mass in the range, {what}", title_justify="left")
+        for col in ("word", "90% range", "distribution"):
+            t.add_column(col)
+        for word, spec in scales[scale].items():
+            lo, hi = spec["range"]
+            family = "beta" if "beta" in spec else "lognormal"
+            a, b = spec[family]
+            name = "Beta" if family == "beta" else "LogNormal"
+            t.add_row(word, f"{lo:g} – {hi:g}", f"{name}({a:.3g}, {b:.3g})")
+        console.print(t)
+    console.print(_escape("A scenario may add or override words under `words: {probability: {word: [lo, hi]}}`."))
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="Scenario id (lowercase letters, digits, - and _).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the new file.")] = Path("scenarios"),
+) -> None:
+    """Write a commented starter scenario to scenarios/NAME.yaml (never overwrites)."""
+    import datetime as dt
+    import re
+    from importlib import resources
+
+    from forecast.scenario import SLUG
+
+    err = _console()
+    if not re.match(SLUG, name):
+        err.print(f"[bold red]error[/]: '{name}' is not a valid id: use lowercase letters, digits, - and _")
+        raise typer.Exit(2)
+    target = out / f"{name}.yaml"
+    today = dt.date.today()
+    text = resources.files("forecast").joinpath("starter.yaml").read_text(encoding="utf-8")
+    text = text.replace("{name}", name).replace("{path}", str(target))
+    text = text.replace("{today}", today.isoformat()).replace("{year}", str(today.year))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(target, "x", encoding="utf-8") as fh:  # "x": never overwrite
+            fh.write(text)
+    except FileExistsError:
+        err.print(f"[bold red]error[/]: {target} already exists; not overwritten")
+        raise typer.Exit(2) from None
+    except OSError as e:
+        err.print(f"[bold red]error[/]: cannot write {target}: {e.strerror}")
+        raise typer.Exit(2) from None
+    _console(stderr=False).print(f"wrote {target}")
+
+
+def main() -> None:
+    """Console-script entry point: no tracebacks for the user."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as e:  # a bug, not bad input: say so plainly
+        if os.environ.get("FORECAST_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"forecast: internal error: {type(e).__name__}: {e}\n"
+            "This is a bug in forecast, not in your scenario; rerun with FORECAST_DEBUG=1 for details.\n"
+        )
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
