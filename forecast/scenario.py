@@ -451,7 +451,8 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loade
     text = read_text(path)
     raw, lines = parse_yaml(text, path)
     if not isinstance(raw, dict):
-        raise ScenarioError.one("a scenario must be a YAML mapping (key: value lines)", path, 1)
+        first = min(lines.values(), default=1)
+        raise ScenarioError.one("a scenario must be a YAML mapping (key: value lines)", path, first)
     applied = []
     for item in overrides:
         key, value = apply_override(raw, lines, item, path)

@@ -1,0 +1,51 @@
+"""Shared fixtures: paths, a CLI runner, and a small scenario writer."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+BUNDLED = [SCENARIOS / "commentary-2013.yaml", SCENARIOS / "diplomat-2011.yaml"]
+
+
+@pytest.fixture
+def cli():
+    """Invoke the Typer app in-process; returns click's Result."""
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=True)
+
+    return invoke
+
+
+MINIMAL = """
+schema: 1
+id: {id}
+title: A test scenario
+source: {{outlet: Test, date: 2013-02-26}}
+question: {{text: Will it work?, success: It works., resolves: 2013-12-31}}
+"""
+
+
+@pytest.fixture
+def write_scenario(tmp_path):
+    """Write a scenario (and optional CSV) into tmp_path; returns the YAML path."""
+
+    def write(body: str, csv: str | None = None, id: str = "test", name: str = "s.yaml") -> Path:
+        text = MINIMAL.format(id=id) + textwrap.dedent(body)
+        path = tmp_path / name
+        path.write_text(text)
+        if csv is not None:
+            (tmp_path / "rounds.csv").write_text(textwrap.dedent(csv).lstrip())
+        return path
+
+    return write
