@@ -47,7 +47,9 @@ class Prepared:
     @property
     def folder_name(self) -> str:
         """``<id>``, or ``<id>+<hash>`` when an option changed the numbers."""
-        changes = list(self.loaded.overrides) + [f"--{k}={v}" for k, v in sorted(self.settings.changed.items())]
+        changes = list(self.loaded.overrides) + [
+            f"--{k}={v}" for k, v in sorted(self.settings.changed.items())
+        ]
         if not changes:
             return self.id
         digest = hashlib.sha256("\n".join(changes).encode()).hexdigest()[:8]
@@ -121,7 +123,9 @@ def prepare(
     from forecast.errors import UsageError
 
     if settings.draws < 100 or settings.chains < 1:
-        raise UsageError.one("--draws must be at least 100 and --chains at least 1", field="--draws")
+        raise UsageError.one(
+            "--draws must be at least 100 and --chains at least 1", field="--draws"
+        )
     return Prepared(loaded, data, priors, settings)
 
 

@@ -9,6 +9,7 @@ A *belief* is how a scenario writes an uncertain number (a word of a verbal scal
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -142,7 +143,9 @@ def parse_belief(raw: Any, role: Role) -> Belief:
             )
         return Belief(role, "word", word=raw.strip())
     if isinstance(raw, bool) or raw is None:
-        raise ValueError(f"expected a belief (a word, a number or {{between: [lo, hi]}}), got {raw!r}")
+        raise ValueError(
+            f"expected a belief (a word, a number or {{between: [lo, hi]}}), got {raw!r}"
+        )
     if isinstance(raw, int | float):
         v = _number(raw, "the value")
         if role == "probability" and not 0 <= v <= 1:
@@ -151,7 +154,9 @@ def parse_belief(raw: Any, role: Role) -> Belief:
             raise ValueError(f"a ratio must be positive, got {v:g}")
         return Belief(role, "constant", value=v)
     if not isinstance(raw, dict):
-        raise ValueError(f"expected a belief (a word, a number or {{between: [lo, hi]}}), got {raw!r}")
+        raise ValueError(
+            f"expected a belief (a word, a number or {{between: [lo, hi]}}), got {raw!r}"
+        )
     keys = set(raw)
     forms = keys & set(FORMS)
     if len(forms) != 1:
@@ -177,7 +182,7 @@ def _parse_form(form: str, raw: dict[str, Any], role: Role) -> Belief:
             raise ValueError(f"mass must lie strictly between 0 and 1, got {mass:g}")
         if not a < b:
             raise ValueError(f"a range [lo, hi] needs lo < hi, got [{a:g}, {b:g}]")
-        if role == "probability" and not (0 <= a and b <= 1):
+        if role == "probability" and not (a >= 0 and b <= 1):
             raise ValueError(f"a probability range must lie in [0, 1], got [{a:g}, {b:g}]")
         if role == "ratio" and a <= 0:
             raise ValueError(f"a ratio range must be positive, got [{a:g}, {b:g}]")
@@ -209,7 +214,9 @@ def shipped_scales() -> dict[str, dict[str, dict[str, Any]]]:
 
 def scale_ranges(overrides: dict[str, dict[str, tuple[float, float]]] | None = None):
     """Word → range per scale, with a scenario's ``words:`` merged over the shipped ones."""
-    out = {s: {w: tuple(v["range"]) for w, v in words.items()} for s, words in shipped_scales().items()}
+    out = {
+        s: {w: tuple(v["range"]) for w, v in words.items()} for s, words in shipped_scales().items()
+    }
     for scale, words in (overrides or {}).items():
         out[scale].update({w: tuple(r) for w, r in words.items()})
     return out
@@ -241,7 +248,11 @@ def maxent_beta(lo: float, hi: float, mass: float) -> tuple[float, float]:
 def cache_dir() -> Path:
     """Per-user cache folder (``FORECAST_CACHE_DIR`` or ``~/.cache/forecast``)."""
     env = os.environ.get("FORECAST_CACHE_DIR")
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "forecast"
+    base = (
+        Path(env)
+        if env
+        else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "forecast"
+    )
     return base
 
 
@@ -253,10 +264,8 @@ class BetaFits:
         self._fits: dict[str, list[float]] = {}
         for spec in shipped_scales()["probability"].values():
             self._fits[self.key(*spec["range"], DEFAULT_MASS)] = spec["beta"]
-        try:
+        with contextlib.suppress(OSError, ValueError):  # no cache yet, or a damaged one
             self._fits.update(json.loads(self.path.read_text()))
-        except (OSError, ValueError):
-            pass  # no cache yet, or a damaged one: refit
 
     @staticmethod
     def key(lo: float, hi: float, mass: float) -> str:

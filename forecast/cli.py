@@ -25,15 +25,29 @@ app = typer.Typer(
 
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", metavar="PATH=VALUE", help="Change a belief or setting, e.g. factors.x.holds=unlikely (repeatable)."),
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Change a belief or setting, e.g. factors.x.holds=unlikely (repeatable).",
+    ),
 ]
-DrawsOpt = Annotated[int | None, typer.Option("--draws", min=100, help="Draws per chain (default: the scenario's).")]
-ChainsOpt = Annotated[int | None, typer.Option("--chains", min=1, max=16, help="Chains (default: the scenario's).")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed (default: the scenario's).")]
+DrawsOpt = Annotated[
+    int | None, typer.Option("--draws", min=100, help="Draws per chain (default: the scenario's).")
+]
+ChainsOpt = Annotated[
+    int | None, typer.Option("--chains", min=1, max=16, help="Chains (default: the scenario's).")
+]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed (default: the scenario's)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output (JSON) on stdout.")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Parent folder of the reports (replaces reports/).")]
+OutOpt = Annotated[
+    Path, typer.Option("--out", help="Parent folder of the reports (replaces reports/).")
+]
 OutsideOpt = Annotated[
-    bool, typer.Option("--allow-outside", help="Let reference.data leave the scenario's folder tree.")
+    bool,
+    typer.Option("--allow-outside", help="Let reference.data leave the scenario's folder tree."),
 ]
 
 
@@ -64,7 +78,9 @@ def _warn(console, problems) -> None:
 
 @app.command()
 def run(
-    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files (YAML).", show_default=False)],
+    scenarios: Annotated[
+        list[Path], typer.Argument(help="Scenario files (YAML).", show_default=False)
+    ],
     set_: SetOpt = None,
     draws: DrawsOpt = None,
     chains: ChainsOpt = None,
@@ -81,7 +97,9 @@ def run(
     prepared, worst = [], 0
     for path in scenarios:  # validate every file before fitting any
         try:
-            prep = api.prepare(path, set_ or [], draws=draws, chains=chains, seed=seed, allow_outside=allow_outside)
+            prep = api.prepare(
+                path, set_ or [], draws=draws, chains=chains, seed=seed, allow_outside=allow_outside
+            )
         except ScenarioError as e:
             _problems(e, err)
             worst = 2
@@ -116,8 +134,19 @@ def _run_table(results) -> None:
     from rich.table import Table
 
     t = Table(title="forecast run", title_justify="left")
-    for col in ("scenario", "P(success)", "90% HDI", "method", "R-hat max", "ESS bulk min", "divergences", "report"):
-        t.add_column(col, justify="right" if col not in ("scenario", "method", "report") else "left")
+    for col in (
+        "scenario",
+        "P(success)",
+        "90% HDI",
+        "method",
+        "R-hat max",
+        "ESS bulk min",
+        "divergences",
+        "report",
+    ):
+        t.add_column(
+            col, justify="right" if col not in ("scenario", "method", "report") else "left"
+        )
     for r in results:
         s, d = r.summary, r.summary["diagnostics"]
         lo, hi = s["p_success"]["hdi_90"]
@@ -136,7 +165,9 @@ def _run_table(results) -> None:
 
 @app.command()
 def check(
-    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files (YAML).", show_default=False)],
+    scenarios: Annotated[
+        list[Path], typer.Argument(help="Scenario files (YAML).", show_default=False)
+    ],
     set_: SetOpt = None,
     allow_outside: OutsideOpt = False,
 ) -> None:
@@ -154,7 +185,9 @@ def check(
             continue
         _warn(err, loaded.warnings)
         n = len(loaded.warnings)
-        _console(stderr=False).print(f"{path}: ok" + (f" ({n} warning{'s' * (n != 1)})" if n else ""))
+        _console(stderr=False).print(
+            f"{path}: ok" + (f" ({n} warning{'s' * (n != 1)})" if n else "")
+        )
     raise typer.Exit(worst)
 
 
@@ -185,8 +218,14 @@ def words(json_out: JsonOpt = False) -> None:
     from rich.table import Table
 
     console = _console(stderr=False)
-    for scale, what in (("probability", "Beta (maximum entropy)"), ("odds_ratio", "LogNormal (equal tails)")):
-        t = Table(title=f"{scale.replace('_', ' ')} words: 90% of the mass in the range, {what}", title_justify="left")
+    for scale, what in (
+        ("probability", "Beta (maximum entropy)"),
+        ("odds_ratio", "LogNormal (equal tails)"),
+    ):
+        t = Table(
+            title=f"{scale.replace('_', ' ')} words: 90% of the mass in the range, {what}",
+            title_justify="left",
+        )
         for col in ("word", "90% range", "distribution"):
             t.add_column(col)
         for word, spec in scales[scale].items():
@@ -196,13 +235,24 @@ def words(json_out: JsonOpt = False) -> None:
             name = "Beta" if family == "beta" else "LogNormal"
             t.add_row(word, f"{lo:g} – {hi:g}", f"{name}({a:.3g}, {b:.3g})")
         console.print(t)
-    console.print(_escape("A scenario may add or override words under `words: {probability: {word: [lo, hi]}}`."))
+    console.print(
+        _escape(
+            "A scenario may add or override words under `words: {probability: {word: [lo, hi]}}`."
+        )
+    )
 
 
 @app.command()
 def new(
-    name: Annotated[str, typer.Argument(help="Scenario id (lowercase letters, digits, - and _).", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the new file.")] = Path("scenarios"),
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Scenario id (lowercase letters, digits, - and _).", show_default=False
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the new file.")] = Path(
+        "scenarios"
+    ),
 ) -> None:
     """Write a commented starter scenario to scenarios/NAME.yaml (never overwrites)."""
     import datetime as dt
@@ -213,7 +263,9 @@ def new(
 
     err = _console()
     if not re.match(SLUG, name):
-        err.print(f"[bold red]error[/]: '{name}' is not a valid id: use lowercase letters, digits, - and _")
+        err.print(
+            f"[bold red]error[/]: '{name}' is not a valid id: use lowercase letters, digits, - and _"
+        )
         raise typer.Exit(2)
     target = out / f"{name}.yaml"
     today = dt.date.today()

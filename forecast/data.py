@@ -65,7 +65,10 @@ def data_path(sc: Loaded, allow_outside: bool = False) -> Path:
         )
     if not target.is_file():
         raise ScenarioError.one(
-            f"data file '{ref.data}' not found (looked for {target})", sc.path, line, "reference.data"
+            f"data file '{ref.data}' not found (looked for {target})",
+            sc.path,
+            line,
+            "reference.data",
         )
     return target
 
@@ -87,7 +90,9 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
     if os.path.getsize(path) > 200 * 2**20:
         raise ScenarioError.one("data file is larger than 200 MB", path)
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, nrows=MAX_ROWS + 1)
+        df = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_filter=False, nrows=MAX_ROWS + 1
+        )
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
         raise ScenarioError.one(f"could not be read as CSV: {e}", path) from None
     if len(df) > MAX_ROWS:
@@ -140,7 +145,9 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
     dup = ids[ids.duplicated()]
     if len(dup):
         row = df.loc[dup.index[0]]
-        raise ScenarioError.one(f"round_id '{dup.iloc[0]}' appears twice", path, int(row["_line"]), "round_id")
+        raise ScenarioError.one(
+            f"round_id '{dup.iloc[0]}' appears twice", path, int(row["_line"]), "round_id"
+        )
 
     def dates(col: str) -> pd.Series:
         parsed = pd.to_datetime(df[col].str.strip(), format="%Y-%m-%d", errors="coerce")
@@ -150,19 +157,21 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         if bad.any():
             i = bad.idxmax()
             raise ScenarioError.one(
-                f"'{df.loc[i, col]}' is not a date (expected YYYY-MM-DD)", path, int(df.loc[i, "_line"]), col
+                f"'{df.loc[i, col]}' is not a date (expected YYYY-MM-DD)",
+                path,
+                int(df.loc[i, "_line"]),
+                col,
             )
         return parsed
 
     start = dates("start_date")
     end = dates("end_date").fillna(start) if "end_date" in df.columns else start
 
-    stage_cols = [(n, st) for n, st in spec.stages.items() if st.column]
     y = np.full((len(df), len(spec.stages)), UNKNOWN, dtype=np.int8)
     before = pd.Timestamp(spec.before)
     raw_passed = np.ones(len(df), dtype=bool)  # the file says it passed every earlier stage
     obs_passed = np.ones(len(df), dtype=bool)  # ... and that was known before `before`
-    for s_idx, (name, st) in enumerate(spec.stages.items()):
+    for s_idx, st in enumerate(spec.stages.values()):
         if not st.column:
             break
         raw = df[st.column].str.strip()
@@ -218,7 +227,9 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
                 int(df["_line"].iloc[i]),
                 fac.column,
             )
-        holds = np.where(blank, UNKNOWN, (raw.replace("", "-999").astype(int) == fac.holds_when).astype(int))
+        holds = np.where(
+            blank, UNKNOWN, (raw.replace("", "-999").astype(int) == fac.holds_when).astype(int)
+        )
         x[:, f_idx] = holds
 
     has_outcome = (y != UNKNOWN).any(axis=1)

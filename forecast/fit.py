@@ -125,7 +125,13 @@ def run_fit(
         if has_data:
             notes.append("every belief is a constant: the data have nothing to update")
         tree = xr.DataTree.from_dict({"prior": prior})
-        diag = {"r_hat_max": None, "ess_bulk_min": None, "divergences": None, "method": "prior", "passed": True}
+        diag = {
+            "r_hat_max": None,
+            "ess_bulk_min": None,
+            "divergences": None,
+            "method": "prior",
+            "passed": True,
+        }
         return Fit(tree, "prior", diag, time.perf_counter() - start, notes)
 
     import pymc as pm

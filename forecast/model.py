@@ -38,11 +38,15 @@ class CaseStates:
     exact: bool
 
 
+def all_states(n: int) -> np.ndarray:
+    """Every 0/1 assignment of ``n`` factors, shape (2**n, n)."""
+    return np.array(list(itertools.product([0, 1], repeat=n)), dtype=float).reshape(2**n, n)
+
+
 def case_states(n_factors: int, seed: int) -> CaseStates:
     """All 2^F factor states, or uniforms for Monte Carlo beyond ``MAX_EXACT_FACTORS``."""
     if n_factors <= MAX_EXACT_FACTORS:
-        states = np.array(list(itertools.product([0, 1], repeat=n_factors)), dtype=float)
-        return CaseStates(states.reshape(-1, n_factors), exact=True)
+        return CaseStates(all_states(n_factors), exact=True)
     rng = np.random.default_rng([seed, 7])
     return CaseStates(rng.uniform(size=(MONTE_CARLO_STATES, n_factors)), exact=False)
 
@@ -71,7 +75,7 @@ def round_states(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     valid = np.zeros((n, n_states))
     for i in range(n):
         cols = np.flatnonzero(x[i] == UNKNOWN)
-        combos = np.array(list(itertools.product([0, 1], repeat=len(cols)))).reshape(-1, len(cols))
+        combos = all_states(len(cols))
         m = len(combos)
         states[i, :m][:, cols] = combos
         states[i, m:] = 0
@@ -162,10 +166,14 @@ def build_model(
             log_or_rows.append(pt.stack(row) if row else pt.zeros((0,)))
         log_odds_ratio = pt.stack(log_or_rows).reshape((len(stages), len(factors)))
         holds = (
-            pt.stack([var[f"factors.{f}.holds"] for f in factors])
-            if factors
-            else pt.zeros((0,))
+            pt.stack([var[f"factors.{f}.holds"] for f in factors]) if factors else pt.zeros((0,))
         )
+
+        # the same beliefs arranged on named dims, for readers of posterior.nc
+        pm.Deterministic("base_rate", base_rate, dims="stage")
+        if factors:
+            pm.Deterministic("odds_ratio", pt.exp(log_odds_ratio), dims=("stage", "factor"))
+            pm.Deterministic("holds", holds, dims="factor")
 
         group_shift = None  # (stage, group): tau_s * z_sg on the logit scale
         if groups:
@@ -190,7 +198,9 @@ def build_model(
             if groups:
                 idx = np.array([groups.index(g) for g in data.group])
                 logit_round = logit_round + group_shift.T[idx]
-            logit_pass = logit_round[:, None, :] + pt.tensordot(states, log_odds_ratio, axes=[[2], [1]])
+            logit_pass = logit_round[:, None, :] + pt.tensordot(
+                states, log_odds_ratio, axes=[[2], [1]]
+            )
             pm.CustomDist(
                 "outcomes",
                 logit_pass,
@@ -213,17 +223,26 @@ def build_model(
         else:
             x = pt.lt(pt.constant(cs.x), holds).astype("float64")
             weight = pt.ones((cs.x.shape[0],)) / cs.x.shape[0]
-        pass_prob = pm.math.sigmoid(logit_case[None, :] + pt.dot(x, log_odds_ratio.T))  # (state, stage)
-        reach = pt.concatenate([pt.ones((pass_prob.shape[0], 1)), pt.cumprod(pass_prob, axis=1)[:, :-1]], axis=1)
+        pass_prob = pm.math.sigmoid(
+            logit_case[None, :] + pt.dot(x, log_odds_ratio.T)
+        )  # (state, stage)
+        reach = pt.concatenate(
+            [pt.ones((pass_prob.shape[0], 1)), pt.cumprod(pass_prob, axis=1)[:, :-1]], axis=1
+        )
         p_round = pm.Deterministic("p_round", (weight * pt.prod(pass_prob, axis=1)).sum())
         pm.Deterministic(
             "p_stage",
-            (weight[:, None] * reach * pass_prob).sum(axis=0) / (weight[:, None] * reach).sum(axis=0),
+            (weight[:, None] * reach * pass_prob).sum(axis=0)
+            / (weight[:, None] * reach).sum(axis=0),
             dims="stage",
         )
         logit_p = pt.log(p_round) - pt.log1p(-p_round)
         if evidence:
-            lr = pt.stack([var[f"evidence.{e}.likelihood_ratio"] for e in evidence])
+            lr = pm.Deterministic(
+                "likelihood_ratio",
+                pt.stack([var[f"evidence.{e}.likelihood_ratio"] for e in evidence]),
+                dims="evidence",
+            )
             logit_p = logit_p + pt.log(lr).sum()
         p_signal = pm.math.sigmoid(logit_p)
         rounds = spec.question.rounds

@@ -19,10 +19,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    WithJsonSchema,
     Field,
     StrictInt,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -85,24 +85,36 @@ def _belief_schema(role: str) -> dict[str, Any]:
         {"type": "number", "description": "a fixed value"},
         {
             "type": "object",
-            "properties": {"between": pair, "mass": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
+            "properties": {
+                "between": pair,
+                "mass": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+            },
             "required": ["between"],
             "additionalProperties": False,
         },
     ]
-    names = {"probability": ["beta"], "ratio": ["lognormal"], "value": ["normal", "lognormal", "beta"]}[role]
+    names = {
+        "probability": ["beta"],
+        "ratio": ["lognormal"],
+        "value": ["normal", "lognormal", "beta"],
+    }[role]
     forms += [
-        {"type": "object", "properties": {n: pair}, "required": [n], "additionalProperties": False} for n in names
+        {"type": "object", "properties": {n: pair}, "required": [n], "additionalProperties": False}
+        for n in names
     ]
     if role != "value":
         from forecast.beliefs import SCALE_OF_ROLE
 
         words = list(scale_ranges()[SCALE_OF_ROLE[role]])
-        forms.insert(0, {"type": "string", "description": "a word of the verbal scale", "examples": words})
+        forms.insert(
+            0, {"type": "string", "description": "a word of the verbal scale", "examples": words}
+        )
     return {"anyOf": forms, "description": f"a {role} belief"}
 
 
-ProbabilityBelief = Annotated[Belief, _belief("probability"), WithJsonSchema(_belief_schema("probability"))]
+ProbabilityBelief = Annotated[
+    Belief, _belief("probability"), WithJsonSchema(_belief_schema("probability"))
+]
 RatioBelief = Annotated[Belief, _belief("ratio"), WithJsonSchema(_belief_schema("ratio"))]
 ValueBelief = Annotated[Belief, _belief("value"), WithJsonSchema(_belief_schema("value"))]
 Text = Annotated[str, Field(min_length=1)]
@@ -145,7 +157,9 @@ class BaseRate(Strict):
     @classmethod
     def _inside(cls, b: Belief) -> Belief:
         if b.kind == "constant" and not 0 < b.value < 1:  # type: ignore[operator]
-            raise ValueError(f"a constant base_rate must lie strictly inside (0, 1), got {b.value:g}")
+            raise ValueError(
+                f"a constant base_rate must lie strictly inside (0, 1), got {b.value:g}"
+            )
         return b
 
 
@@ -206,7 +220,7 @@ class Words(Strict):
         for word, (lo, hi) in words.items():
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(f"word '{word}': a range needs finite lo < hi, got [{lo}, {hi}]")
-            if info.field_name == "probability" and not (0 <= lo and hi <= 1):
+            if info.field_name == "probability" and not (lo >= 0 and hi <= 1):
                 raise ValueError(f"word '{word}': a probability range must lie in [0, 1]")
             if info.field_name == "odds_ratio" and lo <= 0:
                 raise ValueError(f"word '{word}': an odds-ratio range must be positive")
@@ -290,7 +304,9 @@ def assumptions(s: Scenario) -> list[Assumption]:
             )
     for name, ev in s.evidence.items():
         out.append(
-            Assumption(f"evidence.{name}.likelihood_ratio", ev.likelihood_ratio, ev.why, ev.label or name)
+            Assumption(
+                f"evidence.{name}.likelihood_ratio", ev.likelihood_ratio, ev.why, ev.label or name
+            )
         )
     return out
 
@@ -406,7 +422,14 @@ def _problems(err: ValidationError, file: Path, lines: dict[tuple, int]) -> list
             msg = f"unsupported schema {e['input']!r}: this version of forecast reads schema 1"
         else:
             msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-            if kind in ("string_type", "int_type", "float_type", "date_type", "date_from_datetime_parsing", "date_parsing"):
+            if kind in (
+                "string_type",
+                "int_type",
+                "float_type",
+                "date_type",
+                "date_from_datetime_parsing",
+                "date_parsing",
+            ):
                 msg += f", got {e['input']!r}"
         field_path = ".".join(map(str, loc)) or None
         out.append(Problem(msg, file, _line_of(lines, loc), field_path))
@@ -521,7 +544,9 @@ def cross_check(sc: Loaded) -> tuple[list[Problem], list[Problem]]:
             problem(("factors", name, "holds_when"), "holds_when needs a column")
     if s.reference is not None:
         if not any(st.column for st in s.stages.values()):
-            problem(("reference",), "reference data given, but no stage names a `column` to learn from")
+            problem(
+                ("reference",), "reference data given, but no stage names a `column` to learn from"
+            )
         for name, fac in s.factors.items():
             if fac.column is None and fac.in_reference is None:
                 warnings.append(
@@ -556,7 +581,10 @@ def apply_override(raw: dict, lines: dict[tuple, int], item: str, file: Path) ->
     for i, part in enumerate(parts[:-1]):
         if not isinstance(node, dict) or part not in node:
             here = ".".join(parts[:i])
-            choices = [".".join([*parts[:i], k]) if here else k for k in (node if isinstance(node, dict) else {})]
+            choices = [
+                ".".join([*parts[:i], k]) if here else k
+                for k in (node if isinstance(node, dict) else {})
+            ]
             want = ".".join(parts[: i + 1])
             raise ScenarioError.one(
                 f"--set: no '{want}' in the scenario{did_you_mean(want, choices)}",
@@ -566,7 +594,9 @@ def apply_override(raw: dict, lines: dict[tuple, int], item: str, file: Path) ->
         node = node[part]
     last = parts[-1]
     if not isinstance(node, dict):
-        raise ScenarioError.one(f"--set: '{'.'.join(parts[:-1])}' is not a section", file, field=key)
+        raise ScenarioError.one(
+            f"--set: '{'.'.join(parts[:-1])}' is not a section", file, field=key
+        )
     if last not in node:
         known = _allowed_keys(parts[:-1]) | set(node)
         if last not in known:

@@ -41,7 +41,10 @@ def write_scenario(tmp_path):
     """Write a scenario (and optional CSV) into tmp_path; returns the YAML path."""
 
     def write(body: str, csv: str | None = None, id: str = "test", name: str = "s.yaml") -> Path:
-        text = MINIMAL.format(id=id) + textwrap.dedent(body)
+        head = MINIMAL.format(id=id)
+        if "question:" in body:  # the body brings its own question
+            head = "\n".join(line for line in head.splitlines() if not line.startswith("question:"))
+        text = head + textwrap.dedent(body)
         path = tmp_path / name
         path.write_text(text)
         if csv is not None:

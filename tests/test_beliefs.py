@@ -6,8 +6,8 @@ import pytest
 from scipy import stats
 
 from forecast.beliefs import (
-    BetaFits,
     Belief,
+    BetaFits,
     equal_tail_lognormal,
     equal_tail_normal,
     fit,
@@ -49,7 +49,9 @@ def test_shipped_betas_match_maxent():
         a, b = maxent_beta(*spec["range"], 0.9)
         assert spec["beta"] == pytest.approx([a, b], rel=1e-3), word
     for word, spec in shipped_scales()["odds_ratio"].items():
-        assert spec["lognormal"] == pytest.approx(equal_tail_lognormal(*spec["range"], 0.9), rel=1e-5), word
+        assert spec["lognormal"] == pytest.approx(
+            equal_tail_lognormal(*spec["range"], 0.9), rel=1e-5
+        ), word
 
 
 @pytest.mark.parametrize(

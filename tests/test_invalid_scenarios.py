@@ -50,7 +50,9 @@ def test_invalid_scenario_exits_2_with_a_located_message(path, cli, tmp_path):
         text = result.output
         assert result.exit_code == 2, text
         assert "Traceback" not in text
-        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+        assert not isinstance(result.exception, Exception) or isinstance(
+            result.exception, SystemExit
+        )
         assert want["expect"] in text
         where = str(path.parent / want["file"]) if "file" in want else str(path)
         location = where + (f":{want['line']}" if "line" in want else "")

@@ -44,7 +44,11 @@ def resolved_yaml(prep) -> str:
             node = node[p]
         node[last] = prior.as_yaml()
     raw.pop("words", None)
-    raw["sampling"] = {"draws": prep.settings.draws, "chains": prep.settings.chains, "seed": prep.settings.seed}
+    raw["sampling"] = {
+        "draws": prep.settings.draws,
+        "chains": prep.settings.chains,
+        "seed": prep.settings.seed,
+    }
     y = YAML(typ="safe", pure=True)
     y.default_flow_style = None
     y.sort_base_mapping_type_on_output = False

@@ -72,7 +72,9 @@ def prior_vs_posterior(tree, var_names: list[str], xlabel: str, title: str | Non
     return _finish(pc, xlabel, title)
 
 
-def distributions(tree, var_names: list[str], group: str, xlabel: str, title: str | None = None) -> str:
+def distributions(
+    tree, var_names: list[str], group: str, xlabel: str, title: str | None = None
+) -> str:
     """Densities with 90% HDIs of one group's variables (stage summaries, prior-only beliefs)."""
     azp = _setup()
     ds = tree[group].to_dataset()[var_names]

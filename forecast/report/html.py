@@ -25,7 +25,9 @@ def _fig(uri: str | None, alt: str) -> str:
     return f'<img src="{uri}" alt="{escape(alt)}">' if uri else ""
 
 
-def render(summary: dict[str, Any], figures: dict[str, str], sections: list[str] | None = None) -> str:
+def render(
+    summary: dict[str, Any], figures: dict[str, str], sections: list[str] | None = None
+) -> str:
     """The whole page. ``sections`` are extra HTML blocks (sensitivity, backtest...)."""
     q, d = summary["question"], summary["diagnostics"]
     src = summary.get("source", {})
@@ -47,7 +49,11 @@ def render(summary: dict[str, Any], figures: dict[str, str], sections: list[str]
         _fig(figures.get("p_success"), "Density of P(success) with its 90% HDI"),
         "<table><tr><th></th><th>mean</th><th>median</th><th>90% HDI</th></tr>",
     ]
-    for key, name in (("p_success", "forecast"), ("p_success_prior", "prior (no data)"), ("p_round", "one round, before evidence")):
+    for key, name in (
+        ("p_success", "forecast"),
+        ("p_success_prior", "prior (no data)"),
+        ("p_round", "one round, before evidence"),
+    ):
         st = summary[key]
         parts.append(
             f"<tr><td>{name}</td><td class='num'>{st['mean']:.1%}</td><td class='num'>{st['median']:.1%}</td>"
@@ -55,7 +61,10 @@ def render(summary: dict[str, Any], figures: dict[str, str], sections: list[str]
         )
     parts.append("</table>")
     if figures.get("prior_posterior"):
-        parts += ["<h3>Prior vs posterior</h3>", _fig(figures["prior_posterior"], "Prior and posterior of P(success)")]
+        parts += [
+            "<h3>Prior vs posterior</h3>",
+            _fig(figures["prior_posterior"], "Prior and posterior of P(success)"),
+        ]
     parts += [
         "<h2>Stages</h2><p>P(pass | the talks reached the stage), marginal over the factors, before evidence.</p>",
         _fig(figures.get("stages"), "Densities of each stage's pass probability"),
@@ -95,7 +104,9 @@ def render(summary: dict[str, Any], figures: dict[str, str], sections: list[str]
         )
         parts.append(_fig(figures.get("rank"), "Rank plots of the free variables"))
     else:
-        parts.append("<p>No reference data: the forecast is the prior, sampled forward exactly. No MCMC, so no R-hat or ESS.</p>")
+        parts.append(
+            "<p>No reference data: the forecast is the prior, sampled forward exactly. No MCMC, so no R-hat or ESS.</p>"
+        )
     ref = summary.get("reference")
     if ref:
         ids = ", ".join(ref["round_ids"]) or "none"

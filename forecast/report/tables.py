@@ -42,7 +42,17 @@ def constant_stats(value: float) -> dict[str, Any]:
 
 def versions() -> dict[str, str]:
     out = {}
-    for dist in ("scenario-forecast", "pymc", "pytensor", "arviz-base", "arviz-stats", "arviz-plots", "numpyro", "jax", "preliz"):
+    for dist in (
+        "scenario-forecast",
+        "pymc",
+        "pytensor",
+        "arviz-base",
+        "arviz-stats",
+        "arviz-plots",
+        "numpyro",
+        "jax",
+        "preliz",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -62,7 +72,12 @@ def build_summary(prep, fit) -> dict[str, Any]:
     stages = {}
     for s in spec.stages:
         st = interval_stats(draws["p_stage"].sel(stage=s))
-        stages[s] = {"label": spec.stages[s].label, "mean": st["mean"], "median": st["median"], "hdi_90": st["hdi_90"]}
+        stages[s] = {
+            "label": spec.stages[s].label,
+            "mean": st["mean"],
+            "median": st["median"],
+            "hdi_90": st["hdi_90"],
+        }
     rows = []
     for a in assumptions(spec):
         p = prep.priors[a.path]
@@ -97,7 +112,11 @@ def build_summary(prep, fit) -> dict[str, Any]:
         "schema": SCHEMA_VERSION,
         "id": spec.id,
         "title": spec.title,
-        "source": {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in spec.source.model_dump().items() if v is not None},
+        "source": {
+            k: (v.isoformat() if isinstance(v, dt.date) else v)
+            for k, v in spec.source.model_dump().items()
+            if v is not None
+        },
         "question": {
             "text": spec.question.text,
             "success": spec.question.success,
@@ -112,16 +131,20 @@ def build_summary(prep, fit) -> dict[str, Any]:
         "diagnostics": {k: v for k, v in fit.diagnostics.items()},
         "case_states": "exact" if len(spec.factors) <= 12 else "monte carlo",
         "reference": reference,
-        "warnings": [w.message if not w.field else f"{w.field}: {w.message}" for w in prep.warnings] + fit.notes,
+        "warnings": [w.message if not w.field else f"{w.field}: {w.message}" for w in prep.warnings]
+        + fit.notes,
         "provenance": {
             "scenario": str(prep.loaded.path),
             "scenario_sha256": prep.loaded.sha256,
             "data_sha256": None if data is None else data.sha256,
-            "overrides": list(prep.loaded.overrides) + [f"--{k}={v}" for k, v in sorted(settings.changed.items())],
+            "overrides": list(prep.loaded.overrides)
+            + [f"--{k}={v}" for k, v in sorted(settings.changed.items())],
             "seed": settings.seed,
             "draws": settings.draws,
             "chains": settings.chains,
-            "sampler": "numpyro NUTS (tune 1000)" if fit.method == "nuts" else "forward sampling (exact)",
+            "sampler": "numpyro NUTS (tune 1000)"
+            if fit.method == "nuts"
+            else "forward sampling (exact)",
             "seconds": _r(fit.seconds, 2),
             "versions": versions(),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -136,7 +159,7 @@ def answer_sentence(summary: dict[str, Any]) -> str:
     lo, hi = p["hdi_90"]
     return (
         f"P(success) = {p['mean']:.0%}: on this author's assumptions the chance that "
-        f"\"{summary['question']['text'].rstrip('?')}\" resolves yes is {p['mean']:.0%} "
+        f'"{summary["question"]["text"].rstrip("?")}" resolves yes is {p["mean"]:.0%} '
         f"(90% interval {lo:.0%}–{hi:.0%})."
     )
 
@@ -144,7 +167,9 @@ def answer_sentence(summary: dict[str, Any]) -> str:
 def written(belief: Any) -> str:
     """A belief in scenario syntax, as a user would type it."""
     if isinstance(belief, dict):
-        inner = ", ".join(f"{k}: {list(v) if isinstance(v, list | tuple) else v}" for k, v in belief.items())
+        inner = ", ".join(
+            f"{k}: {list(v) if isinstance(v, list | tuple) else v}" for k, v in belief.items()
+        )
         return "{" + inner + "}"
     return str(belief)
 
@@ -174,8 +199,16 @@ def markdown(summary: dict[str, Any]) -> str:
         f"| P(success), prior | {summary['p_success_prior']['mean']:.1%} | {summary['p_success_prior']['hdi_90'][0]:.1%} – {summary['p_success_prior']['hdi_90'][1]:.1%} |",
     ]
     for name, st in summary["stages"].items():
-        lines.append(f"| stage `{name}`: P(pass \\| reached) | {st['mean']:.1%} | {st['hdi_90'][0]:.1%} – {st['hdi_90'][1]:.1%} |")
-    lines += ["", "## Assumptions", "", "| path | belief | prior | posterior | why |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| stage `{name}`: P(pass \\| reached) | {st['mean']:.1%} | {st['hdi_90'][0]:.1%} – {st['hdi_90'][1]:.1%} |"
+        )
+    lines += [
+        "",
+        "## Assumptions",
+        "",
+        "| path | belief | prior | posterior | why |",
+        "|---|---|---|---|---|",
+    ]
     for a in summary["assumptions"]:
         why = (a["why"] or "*(no quote)*").replace("|", "\\|").replace("\n", " ")
         lines.append(
@@ -190,10 +223,14 @@ def markdown(summary: dict[str, Any]) -> str:
             f"divergences {d['divergences']} — {verdict} (R-hat ≤ 1.01, ESS ≥ 100 per chain, no divergences)."
         )
     else:
-        lines.append("Forward sampling from the prior (no reference data): exact, no MCMC diagnostics.")
+        lines.append(
+            "Forward sampling from the prior (no reference data): exact, no MCMC diagnostics."
+        )
     if summary.get("reference"):
         r = summary["reference"]
-        lines.append(f"Reference: {r['rounds']} rounds from `{r['data']}` known before {r['before']}.")
+        lines.append(
+            f"Reference: {r['rounds']} rounds from `{r['data']}` known before {r['before']}."
+        )
     if summary["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
     p = summary["provenance"]

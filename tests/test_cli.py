@@ -1,0 +1,91 @@
+"""The command line: fast start, starter files, schema, words, exit codes."""
+
+import json
+import subprocess
+import sys
+
+from forecast.scenario import load
+
+
+def test_help_does_not_import_the_heavy_libraries():
+    code = (
+        "import sys\n"
+        "from forecast.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('pymc', 'pytensor', 'arviz_base', 'arviz_stats', 'arviz_plots', 'matplotlib', 'jax', 'preliz', 'pandas') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "HEAVY []" in out
+
+
+def test_console_script_help_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "forecast.cli", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    for command in ("run", "check", "schema", "words", "new"):
+        assert command in out.stdout
+
+
+def test_new_writes_a_valid_starter_and_never_overwrites(cli, tmp_path):
+    r = cli("new", "my-view", "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    path = tmp_path / "my-view.yaml"
+    spec = load(path).spec
+    assert spec.id == "my-view" and "hardliners_in_charge" in spec.factors
+    before = path.read_text()
+    r = cli("new", "my-view", "--out", tmp_path)
+    assert r.exit_code == 2 and "already exists" in r.output
+    assert path.read_text() == before
+    assert cli("new", "Bad Name", "--out", tmp_path).exit_code == 2
+
+
+def test_schema_is_json_schema_of_the_format(cli):
+    r = cli("schema")
+    doc = json.loads(r.output)
+    assert doc["$schema"].startswith("https://json-schema.org/")
+    assert {"schema", "id", "factors", "stages", "reference"} <= set(doc["properties"])
+    assert "stages" in doc["required"]
+
+
+def test_words_lists_both_scales(cli):
+    r = cli("words", "--json")
+    scales = json.loads(r.output)
+    assert scales["probability"]["unlikely"]["range"] == [0.2, 0.45]
+    assert "strongly lowers" in scales["odds_ratio"]
+    text = cli("words").output
+    assert "almost certain" in text and "Beta(" in text and "LogNormal(" in text
+
+
+def test_check_warns_where_a_quote_is_missing(cli, write_scenario):
+    path = write_scenario("stages:\n  agreement:\n    base_rate: {belief: unlikely}\n")
+    r = cli("check", path)
+    assert r.exit_code == 0
+    assert "no `why:` quote" in r.output and "stages.agreement.base_rate.belief" in r.output
+
+
+def test_check_several_files_exit_code_is_the_worst(cli, write_scenario, tmp_path):
+    good = write_scenario("stages:\n  agreement:\n    base_rate: {belief: unlikely, why: x}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema: 1\n")
+    r = cli("check", good, bad)
+    assert r.exit_code == 2
+    assert f"{good}: ok" in r.output and "missing required key" in r.output
+
+
+def test_run_validates_every_file_before_fitting_any(cli, write_scenario, tmp_path):
+    good = write_scenario("stages:\n  agreement:\n    base_rate: {belief: unlikely, why: x}\n")
+    out = tmp_path / "reports"
+    r = cli("run", tmp_path / "missing.yaml", good, "--out", out, "--json")
+    assert r.exit_code == 2
+    assert "no such file" in r.output
+    assert (out / "test" / "summary.json").is_file()
+
+
+def test_bad_option_is_a_usage_error(cli, write_scenario):
+    good = write_scenario("stages:\n  agreement:\n    base_rate: {belief: unlikely}\n")
+    r = cli("run", good, "--draws", "10")
+    assert r.exit_code == 2

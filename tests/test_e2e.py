@@ -1,0 +1,118 @@
+"""Both bundled scenarios end to end, and the contract of what a run writes."""
+
+import json
+import re
+
+import pytest
+from conftest import BUNDLED
+
+from forecast.scenario import assumptions, load
+
+SUMMARY_KEYS = {
+    "schema",
+    "id",
+    "question",
+    "p_success",
+    "p_success_prior",
+    "stages",
+    "assumptions",
+    "diagnostics",
+    "provenance",
+}
+INTERVAL_KEYS = {"mean", "median", "hdi_90"}
+PROVENANCE_KEYS = {"scenario_sha256", "data_sha256", "overrides", "seed", "versions", "created"}
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+def test_bundled_scenarios_quote_every_assumption(path):
+    loaded = load(path)
+    assert loaded.warnings == []
+    for a in assumptions(loaded.spec):
+        assert a.why and len(a.why) > 20, a.path
+    assert loaded.spec.reference is not None
+
+
+@pytest.fixture(scope="module")
+def bundled_run(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+
+    out = tmp_path_factory.mktemp("reports")
+    result = CliRunner().invoke(app, ["run", *map(str, BUNDLED), "--out", str(out), "--json"])
+    return result, out
+
+
+@pytest.mark.slow
+def test_bundled_scenarios_fit_cleanly(bundled_run):
+    result, _ = bundled_run
+    assert result.exit_code == 0, result.output
+    summaries = json.loads(result.stdout)
+    assert [s["id"] for s in summaries] == ["commentary-2013", "diplomat-2011"]
+    for s in summaries:
+        d = s["diagnostics"]
+        assert d["method"] == "nuts"
+        assert d["r_hat_max"] <= 1.01 and d["divergences"] == 0
+        assert d["ess_bulk_min"] >= 400
+        assert 0 < s["p_success"]["mean"] < 0.5  # both authors think a deal unlikely
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["commentary-2013", "diplomat-2011"])
+def test_report_contract(bundled_run, name):
+    _, out = bundled_run
+    folder = out / name
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "posterior.nc",
+        "report.html",
+        "scenario.resolved.yaml",
+        "summary.json",
+        "summary.md",
+    ]
+    text = (folder / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    s = json.loads(text)
+    assert set(s) >= SUMMARY_KEYS
+    assert {"text", "success", "resolves", "rounds"} <= set(s["question"])
+    assert set(s["p_success"]) >= INTERVAL_KEYS and set(s["p_success_prior"]) >= INTERVAL_KEYS
+    lo, hi = s["p_success"]["hdi_90"]
+    assert 0 <= lo <= s["p_success"]["median"] <= hi <= 1
+    for stage in s["stages"].values():
+        assert {"mean", "hdi_90"} <= set(stage)
+    for row in s["assumptions"]:
+        assert {"path", "prior", "posterior", "why"} <= set(row) and row["why"]
+    assert {"r_hat_max", "ess_bulk_min", "divergences", "method"} <= set(s["diagnostics"])
+    assert set(s["provenance"]) >= PROVENANCE_KEYS
+
+    import xarray as xr
+
+    tree = xr.open_datatree(folder / "posterior.nc", engine="h5netcdf")
+    assert {
+        "posterior",
+        "prior",
+        "observed_data",
+        "log_likelihood",
+        "log_prior",
+        "sample_stats",
+    } <= set(tree.children)
+    assert {"stage", "factor", "round"} <= set(tree["posterior"].dims) | set(
+        tree["observed_data"].dims
+    )
+    assert (
+        json.loads(tree.attrs["provenance"])["scenario_sha256"]
+        == s["provenance"]["scenario_sha256"]
+    )
+
+    html = (folder / "report.html").read_text()
+    assert not re.search(r"""(src|href)=["']?https?://""", html), "report must be self-contained"
+    assert html.count("data:image/png;base64,") >= 4
+    for row in s["assumptions"]:
+        assert row["path"] in html
+
+    resolved = (folder / "scenario.resolved.yaml").read_text()
+    from forecast.scenario import Scenario, parse_yaml
+
+    raw, _ = parse_yaml(resolved, folder / "scenario.resolved.yaml")
+    again = Scenario.model_validate(raw)  # still a valid scenario
+    kinds = {a.belief.kind for a in assumptions(again)}
+    assert kinds <= {"beta", "lognormal", "normal", "constant"}, kinds

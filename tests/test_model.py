@@ -1,0 +1,228 @@
+"""The model against answers computed another way: conjugacy, NumPy, brute force."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from forecast import api
+
+CSV_3_OF_20 = "round_id,start_date,agreement,source\n" + "\n".join(
+    f"r{i},2010-01-{i + 1:02d},{1 if i < 3 else 0},http://example.org/{i}" for i in range(20)
+)
+
+
+def beta_hdi(a: float, b: float, prob: float = 0.9) -> tuple[float, float]:
+    """Exact HDI of a unimodal Beta: the shortest interval holding `prob`."""
+    d = stats.beta(a, b)
+    res = optimize.minimize_scalar(
+        lambda lo_q: d.ppf(lo_q + prob) - d.ppf(lo_q), bounds=(0, 1 - prob), method="bounded"
+    )
+    return d.ppf(res.x), d.ppf(res.x + prob)
+
+
+@pytest.mark.slow
+def test_conjugate_beta_bernoulli(write_scenario, tmp_path):
+    path = write_scenario(
+        """
+        stages:
+          agreement:
+            base_rate: {belief: {beta: [2, 8]}}
+            column: agreement
+        reference: {data: rounds.csv}
+        sampling: {draws: 2000, chains: 4, seed: 7}
+        """,
+        csv=CSV_3_OF_20,
+    )
+    prep = api.prepare(path)
+    assert prep.data.n_rounds == 20
+    result = api.run(prep, out=tmp_path / "reports")
+    s = result.summary
+    assert s["diagnostics"]["method"] == "nuts" and s["diagnostics"]["passed"]
+    # Beta(2 + 3, 8 + 17): mean 1/6, sd 0.067. With bulk ESS > 2000 the Monte Carlo
+    # error of the mean is < 0.0015, so 0.005 is over three standard errors.
+    assert s["p_success"]["mean"] == pytest.approx(5 / 30, abs=0.005)
+    # HDI endpoints are tail quantities with roughly twice that error: allow 0.012.
+    lo, hi = beta_hdi(5, 25)
+    assert s["p_success"]["hdi_90"][0] == pytest.approx(lo, abs=0.012)
+    assert s["p_success"]["hdi_90"][1] == pytest.approx(hi, abs=0.012)
+    # with no factors the only stage's pass probability is the base rate itself
+    row = next(a for a in s["assumptions"] if a["path"] == "stages.agreement.base_rate.belief")
+    assert row["posterior"]["mean"] == pytest.approx(5 / 30, abs=0.005)
+    assert row["prior"]["mean"] == pytest.approx(0.2, abs=0.01)
+
+
+PRIOR_ONLY = """
+question: {text: Will it work?, success: It works., resolves: 2013-12-31, rounds: 2}
+factors:
+  leader: {holds: likely}
+  pressure: {holds: {between: [0.2, 0.6]}}
+stages:
+  agreement:
+    base_rate: {belief: unlikely}
+    effects:
+      leader: {odds_ratio: strongly lowers}
+      pressure: {odds_ratio: {lognormal: [0.5, 0.3]}}
+  implementation:
+    base_rate: {belief: {beta: [6, 3]}}
+    effects:
+      leader: {odds_ratio: lowers}
+evidence:
+  signal: {likelihood_ratio: {between: [0.5, 0.9]}}
+sampling: {draws: 5000, chains: 4, seed: 3}
+"""
+
+
+def numpy_p_success(prep, n: int, rng) -> np.ndarray:
+    """PRODUCT §2's case formula, written independently with NumPy and SciPy."""
+
+    def draw(path):
+        p = prep.priors[path]
+        if p.family == "beta":
+            return rng.beta(*p.params, size=n)
+        if p.family == "lognormal":
+            return rng.lognormal(*p.params, size=n)
+        return np.full(n, p.params[0])
+
+    spec = prep.loaded.spec
+    holds = {f: draw(f"factors.{f}.holds") for f in spec.factors}
+    base = {s: draw(f"stages.{s}.base_rate.belief") for s in spec.stages}
+    odds_ratio = {
+        (s, f): draw(f"stages.{s}.effects.{f}.odds_ratio")
+        for s in spec.stages
+        for f in spec.stages[s].effects
+    }
+    p_round = np.zeros(n)
+    for x in itertools.product([0, 1], repeat=len(spec.factors)):
+        state = dict(zip(spec.factors, x, strict=True))
+        weight = np.prod([holds[f] if v else 1 - holds[f] for f, v in state.items()], axis=0)
+        passes = np.ones(n)
+        for s in spec.stages:
+            log_odds = np.log(base[s] / (1 - base[s]))
+            for (s2, f), ratio in odds_ratio.items():
+                if s2 == s and state[f]:
+                    log_odds = log_odds + np.log(ratio)
+            passes = passes * (1 / (1 + np.exp(-log_odds)))
+        p_round += weight * passes
+    odds = (
+        p_round
+        / (1 - p_round)
+        * np.prod([draw(f"evidence.{e}.likelihood_ratio") for e in spec.evidence], axis=0)
+    )
+    p = odds / (1 + odds)
+    return 1 - (1 - p) ** spec.question.rounds
+
+
+def test_prior_only_matches_numpy(write_scenario, tmp_path):
+    prep = api.prepare(write_scenario(PRIOR_ONLY))
+    result = api.run(prep, out=tmp_path)
+    assert result.summary["diagnostics"]["method"] == "prior"
+    assert result.summary["diagnostics"]["r_hat_max"] is None
+    reference = numpy_p_success(prep, 200_000, np.random.default_rng(0))
+    model_draws = result.fit.tree["prior"]["p_success"].values.ravel()
+    assert model_draws.size == 20_000
+    # both are Monte Carlo means: allow four standard errors of their difference
+    se = math.sqrt(reference.var() / reference.size + model_draws.var() / model_draws.size)
+    assert result.summary["p_success"]["mean"] == pytest.approx(reference.mean(), abs=4 * se)
+    # the whole distribution agrees too, not just the mean (two-sample KS at 1%)
+    assert stats.ks_2samp(model_draws, reference[:20_000]).pvalue > 0.01
+
+
+def test_same_seed_same_numbers(write_scenario, tmp_path):
+    prep = api.prepare(write_scenario(PRIOR_ONLY))
+    a = api.run(prep, out=tmp_path / "a").summary
+    b = api.run(prep, out=tmp_path / "b").summary
+    assert a["p_success"] == b["p_success"] and a["assumptions"] == b["assumptions"]
+    c = api.run(api.prepare(write_scenario(PRIOR_ONLY), seed=99), out=tmp_path / "c").summary
+    assert c["p_success"] != a["p_success"]
+
+
+def test_round_likelihood_sums_over_unknown_factor_values(write_scenario):
+    """The outcomes' log-density equals a brute-force sum over the blank factor values."""
+    import pymc as pm
+
+    from forecast.model import build_model
+
+    path = write_scenario(
+        """
+        factors:
+          leader: {holds: 0.7, column: leader_backing, in_reference: 0.6}
+          pressure: {holds: 0.5, in_reference: 0.3}
+        stages:
+          agreement:
+            base_rate: {belief: 0.3}
+            effects:
+              leader: {odds_ratio: 4}
+              pressure: {odds_ratio: 0.5}
+            column: agreement
+          implementation:
+            base_rate: {belief: 0.6}
+            effects:
+              leader: {odds_ratio: 2}
+            column: implemented_1yr
+        reference: {data: rounds.csv}
+        """,
+        csv="""
+        round_id,start_date,agreement,implemented_1yr,leader_backing,source
+        a,2010-01-01,1,1,1,x
+        b,2010-02-01,1,0,,x
+        c,2010-03-01,0,,,x
+        d,2010-04-01,1,,0,x
+        """,
+    )
+    prep = api.prepare(path)
+    model = build_model(prep.loaded.spec, prep.priors, prep.data, seed=0)
+    logp = pm.logp(model["outcomes"], prep.data.y.astype("int64")).eval(mode="FAST_COMPILE")
+
+    def p_pass(stage, leader, pressure):
+        base, effects = {
+            "agreement": (0.3, {"leader": 4, "pressure": 0.5}),
+            "implementation": (0.6, {"leader": 2}),
+        }[stage]
+        log_odds = math.log(base / (1 - base))
+        log_odds += (
+            math.log(effects.get("leader", 1)) * leader
+            + math.log(effects.get("pressure", 1)) * pressure
+        )
+        return 1 / (1 + math.exp(-log_odds))
+
+    def brute(outcomes, leader):
+        total = 0.0
+        for lv, pv in itertools.product([0, 1], repeat=2):
+            if leader is not None and lv != leader:
+                continue
+            w = (0.3 if pv else 0.7) * (1 if leader is not None else (0.6 if lv else 0.4))
+            lik = 1.0
+            for stage, y in outcomes.items():
+                p = p_pass(stage, lv, pv)
+                lik *= p if y else 1 - p
+            total += w * lik
+        return math.log(total)
+
+    expected = [
+        brute({"agreement": 1, "implementation": 1}, 1),
+        brute({"agreement": 1, "implementation": 0}, None),
+        brute({"agreement": 0}, None),
+        brute({"agreement": 1}, 0),  # implementation blank: not yet known
+    ]
+    np.testing.assert_allclose(logp, expected, rtol=1e-10)
+
+
+def test_monte_carlo_case_beyond_twelve_factors(write_scenario, tmp_path):
+    factors = "\n".join(f"  f{i}: {{holds: 0.5}}" for i in range(14))
+    effects = "\n".join(f"      f{i}: {{odds_ratio: 0.9}}" for i in range(14))
+    path = write_scenario(
+        f"factors:\n{factors}\nstages:\n  agreement:\n    base_rate: {{belief: 0.4}}\n    effects:\n{effects}\n"
+        "sampling: {draws: 100, chains: 1, seed: 1}\n"
+    )
+    result = api.run(api.prepare(path), out=tmp_path)
+    assert result.summary["case_states"] == "monte carlo"
+    # all constants: exact answer is E over x ~ Binomial(14, 0.5) of logistic(logit 0.4 + k log 0.9)
+    k = np.arange(15)
+    exact = np.sum(
+        stats.binom.pmf(k, 14, 0.5) / (1 + np.exp(-(math.log(0.4 / 0.6) + k * math.log(0.9))))
+    )
+    # 4096 Monte Carlo states: the per-state sd is < 0.1, so the error is < 0.002 (1.5 sd)
+    assert result.summary["p_success"]["mean"] == pytest.approx(exact, abs=0.005)
