@@ -25,8 +25,18 @@ ESS_PER_CHAIN = 100
 FORWARD_MODE = "FAST_COMPILE"
 
 
-def configure_jax_cache() -> None:
-    """Keep JAX's compiled programs across runs (users feel the cold start)."""
+def configure_jax(chains: int) -> None:
+    """Keep JAX's compiled programs across runs, and give each chain a CPU device.
+
+    Must run before JAX is imported. The persistent cache spares a warm run XLA's
+    compilation; one virtual device per chain lets numpyro run the chains in
+    parallel (``chain_method="parallel"``), which measured twice as fast as
+    vectorised chains on two cores.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        count = max(4, chains)
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
@@ -58,25 +68,38 @@ def seeds(seed: int, n: int) -> list[int]:
 
 
 def forward_sample(model, draws: int, chains: int, seed: int):
-    """Exact draws from the prior, shaped (chain, draw) like a posterior."""
-    import pymc as pm
+    """Exact draws from the prior of ``model``, shaped (chain, draw) like a posterior.
 
-    names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
-    with warnings.catch_warnings(), _quiet_pymc():
-        warnings.simplefilter("ignore")
-        tree = pm.sample_prior_predictive(
-            draws * chains,
-            model=model,
-            var_names=names,
-            random_seed=seed,
-            compile_kwargs={"mode": FORWARD_MODE},
-        )
-    prior = tree["prior"].to_dataset()
-    # one long chain → `chains` chains, so prior and posterior share their shape
-    prior = prior.isel(chain=0, drop=True).assign_coords(draw=np.arange(draws * chains))
-    prior = prior.coarsen(draw=draws).construct(draw=("chain", "draw"))
-    prior = prior.assign_coords(chain=np.arange(chains), draw=np.arange(draws))
-    return prior
+    The model's own graph is vectorised: each free variable is redrawn with a leading
+    batch dimension and every deterministic is recomputed from those batches, so one
+    call of one FAST_COMPILE function replaces ``draws * chains`` calls of
+    ``pm.sample_prior_predictive`` (measured 0.5 s against 2.3 s for 4,000 draws).
+    """
+    import pymc as pm
+    import xarray as xr
+    from pymc.distributions.shape_utils import change_dist_size
+    from pytensor.graph.replace import vectorize_graph
+
+    n = draws * chains
+    free = list(model.free_RVs)
+    names = [v.name for v in free] + [v.name for v in model.deterministics]
+    batched = {rv: change_dist_size(rv, new_size=(n,), expand=True) for rv in free}
+    outputs = vectorize_graph([model[name] for name in names], replace=batched)
+    values = pm.draw(outputs, random_seed=seed, mode=FORWARD_MODE) if outputs else []
+    if len(outputs) == 1:
+        values = [values]
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    data = {}
+    for name, value in zip(names, values, strict=True):
+        dims = list(model.named_vars_to_dims.get(name, ()))
+        value = np.asarray(value)
+        if value.ndim == len(dims):  # depends on no free variable: the same in every draw
+            value = np.broadcast_to(value, (n, *value.shape))
+        value = value.reshape(chains, draws, *value.shape[1:])
+        dims += [f"{name}_dim_{i}" for i in range(value.ndim - 2 - len(dims))]
+        data[name] = (("chain", "draw", *dims), value)
+        coords.update({d: list(model.coords[d]) for d in dims if d in model.coords})
+    return xr.Dataset(data, coords=coords)
 
 
 class _quiet_pymc:
@@ -136,7 +159,7 @@ def run_fit(
 
     import pymc as pm
 
-    configure_jax_cache()
+    configure_jax(chains)
     say(f"sampling {chains} chains × {draws} draws (NUTS)")
     with warnings.catch_warnings(), _quiet_pymc():
         warnings.simplefilter("ignore")
@@ -149,14 +172,21 @@ def run_fit(
             random_seed=nuts_seed,
             progressbar=False,
             compute_convergence_checks=False,
-            nuts={"chain_method": "vectorized"},
+            nuts={"chain_method": _chain_method(chains)},
         )
         say("computing log densities")
-        pm.compute_log_likelihood(tree, model=model, progressbar=False, backend="jax")
-        pm.compute_log_prior(tree, model=model, progressbar=False, backend="jax")
+        pm.stats.compute_log_likelihood(tree, model=model, progressbar=False, backend="jax")
+        pm.stats.compute_log_prior(tree, model=model, progressbar=False, backend="jax")
     tree["prior"] = xr.DataTree(prior)
     diag = diagnostics(tree, [v.name for v in model.free_RVs], chains)
     return Fit(tree, "nuts", diag, time.perf_counter() - start, notes)
+
+
+def _chain_method(chains: int) -> str:
+    import jax
+
+    # parallel needs a device per chain; JAX may have been imported before we could ask
+    return "parallel" if jax.local_device_count() >= chains else "vectorized"
 
 
 def diagnostics(tree, free: list[str], chains: int) -> dict[str, Any]:
