@@ -13,12 +13,26 @@ HDI_PROB = 0.9
 
 
 def _setup():
+    import warnings
+
     import matplotlib
+
+    # arviz_plots passes on xarray's FutureWarnings; they are not the user's concern
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
     matplotlib.use("Agg")
     import arviz_plots as azp
 
     return azp
+
+
+def _subset(tree, var_names: list[str], groups=("prior", "posterior")):
+    """Only the plotted variables, so that unrelated dims (like ``group``) stay out."""
+    import xarray as xr
+
+    return xr.DataTree.from_dict(
+        {g: tree[g].to_dataset()[var_names] for g in groups if g in tree.children}
+    )
 
 
 def _png(fig) -> str:
@@ -63,7 +77,7 @@ def prior_vs_posterior(tree, var_names: list[str], xlabel: str, title: str | Non
     azp = _setup()
     n = len(var_names)
     pc = azp.plot_prior_posterior(
-        tree,
+        _subset(tree, var_names),
         var_names=var_names,
         backend="matplotlib",
         col_wrap=min(n, 3),
@@ -80,7 +94,7 @@ def distributions(
     ds = tree[group].to_dataset()[var_names]
     n = sum(int(ds[v].size // (ds.sizes["chain"] * ds.sizes["draw"])) for v in var_names)
     pc = azp.plot_dist(
-        tree,
+        _subset(tree, var_names, (group,)),
         var_names=var_names,
         group=group,
         ci_kind="hdi",
@@ -98,7 +112,7 @@ def rank_plot(tree, var_names: list[str]) -> str:
     azp = _setup()
     n = len(var_names)
     pc = azp.plot_rank(
-        tree,
+        _subset(tree, var_names, ("posterior",)),
         var_names=var_names,
         backend="matplotlib",
         col_wrap=min(n, 3),

@@ -157,9 +157,12 @@ def answer_sentence(summary: dict[str, Any]) -> str:
     """The answer in one sentence."""
     p = summary["p_success"]
     lo, hi = p["hdi_90"]
+    ref = summary.get("reference") or {}
+    basis = "the author's assumptions"
+    if summary["diagnostics"]["method"] == "nuts" and ref.get("rounds"):
+        basis += f", updated by {ref['rounds']} past rounds,"
     return (
-        f"P(success) = {p['mean']:.0%}: on this author's assumptions the chance that "
-        f'"{summary["question"]["text"].rstrip("?")}" resolves yes is {p["mean"]:.0%} '
+        f"On {basis} the talks succeed with probability {p['mean']:.0%} "
         f"(90% interval {lo:.0%}–{hi:.0%})."
     )
 
