@@ -19,6 +19,8 @@ def _setup():
 
     # arviz_plots passes on xarray's FutureWarnings; they are not the user's concern
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # a constant (a belief written as a bare number) has a degenerate density; that is fine
+    warnings.filterwarnings("ignore", message="Your data appears to have a single value")
 
     matplotlib.use("Agg")
     import arviz_plots as azp
