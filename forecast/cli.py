@@ -164,6 +164,73 @@ def _run_table(results) -> None:
 
 
 @app.command()
+def compare(
+    scenarios: Annotated[
+        list[Path], typer.Argument(help="Scenario files or report folders; the first is A.", show_default=False)
+    ],
+    set_: SetOpt = None,
+    draws: DrawsOpt = None,
+    chains: ChainsOpt = None,
+    seed: SeedOpt = None,
+    json_out: JsonOpt = False,
+    out: OutOpt = Path("reports"),
+    allow_outside: OutsideOpt = False,
+) -> None:
+    """Set scenarios side by side and show which assumption explains the gap."""
+    from forecast import api
+    from forecast.errors import ScenarioError
+
+    err = _console()
+    try:
+        with err.status("comparing") as status:
+            result, folder = api.compare(
+                scenarios,
+                set_ or [],
+                draws=draws,
+                chains=chains,
+                seed=seed,
+                out=out,
+                allow_outside=allow_outside,
+                progress=lambda msg: status.update(_escape(msg)),
+            )
+    except ScenarioError as e:
+        _problems(e, err)
+        raise typer.Exit(2) from None
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(result, indent=2))
+        return
+    _compare_table(result, folder)
+
+
+def _compare_table(result, folder) -> None:
+    from rich.table import Table
+
+    console = _console(stderr=False)
+    t = Table(title="forecast compare", title_justify="left")
+    for col in ("scenario", "P(success)", "90% HDI"):
+        t.add_column(col, justify="left" if col == "scenario" else "right")
+    for label, s in result["scenarios"].items():
+        lo, hi = s["p_success"]["hdi_90"]
+        t.add_row(label, f"{s['p_success']['mean']:.1%}", f"{lo:.1%} – {hi:.1%}")
+    console.print(t)
+    for pair in result["pairs"]:
+        console.print(f"P({pair['a']} > {pair['b']}) = {pair['p_a_greater']:.2f}")
+        a = Table(title=f"what explains the gap: each assumption of {pair['b']} put into {pair['a']}", title_justify="left")
+        for col in ("assumption", "change in P(success)", "method"):
+            a.add_column(col, justify="right" if col.startswith("change") else "left")
+        for r in pair["attribution"][:10]:
+            delta = "—" if r["delta"] is None else f"{r['delta']:+.1%}"
+            k = "" if r["pareto_k"] is None else f" (k={r['pareto_k']:.2f})"
+            a.add_row(r["path"], delta, r["method"] + k)
+        if len(pair["attribution"]) > 10:
+            a.add_row(f"... {len(pair['attribution']) - 10} more in compare.md", "", "")
+        console.print(a)
+    console.print(f"report: {folder / 'report.html'}")
+
+
+@app.command()
 def check(
     scenarios: Annotated[
         list[Path], typer.Argument(help="Scenario files (YAML).", show_default=False)

@@ -67,39 +67,93 @@ def seeds(seed: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def forward_sample(model, draws: int, chains: int, seed: int):
-    """Exact draws from the prior of ``model``, shaped (chain, draw) like a posterior.
+def _vectorised_draws(model, names: list[str], n: int, seed: int, with_loglik: bool = False):
+    """``n`` exact prior draws of ``names`` (and the data log-likelihood) in one call.
 
     The model's own graph is vectorised: each free variable is redrawn with a leading
-    batch dimension and every deterministic is recomputed from those batches, so one
-    call of one FAST_COMPILE function replaces ``draws * chains`` calls of
+    batch dimension and everything downstream is recomputed from those batches, so one
+    call of one FAST_COMPILE function replaces ``n`` calls of
     ``pm.sample_prior_predictive`` (measured 0.5 s against 2.3 s for 4,000 draws).
     """
     import pymc as pm
-    import xarray as xr
     from pymc.distributions.shape_utils import change_dist_size
     from pytensor.graph.replace import vectorize_graph
 
-    n = draws * chains
     free = list(model.free_RVs)
-    names = [v.name for v in free] + [v.name for v in model.deterministics]
+    outputs = [model[name] for name in names]
+    if with_loglik:
+        rv = model["outcomes"]
+        observed = model.rvs_to_values[rv]
+        outputs.append(pm.logp(rv, observed).sum(axis=-1))  # over rounds, per draw
     batched = {rv: change_dist_size(rv, new_size=(n,), expand=True) for rv in free}
-    outputs = vectorize_graph([model[name] for name in names], replace=batched)
-    values = pm.draw(outputs, random_seed=seed, mode=FORWARD_MODE) if outputs else []
-    if len(outputs) == 1:
-        values = [values]
+    outputs = vectorize_graph(outputs, replace=batched)
+    values = pm.draw(outputs, random_seed=seed, mode=FORWARD_MODE)
+    values = [values] if len(outputs) == 1 else list(values)
+    out = []
+    for value in values:
+        value = np.asarray(value)
+        if value.ndim == 0 or value.shape[0] != n:  # depends on no free variable
+            value = np.broadcast_to(value, (n, *value.shape))
+        out.append(value)
+    return out
+
+
+def forward_sample(model, draws: int, chains: int, seed: int):
+    """Exact draws from the prior of ``model``, shaped (chain, draw) like a posterior."""
+    import xarray as xr
+
+    n = draws * chains
+    names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
+    values = _vectorised_draws(model, names, n, seed)
     coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
     data = {}
     for name, value in zip(names, values, strict=True):
         dims = list(model.named_vars_to_dims.get(name, ()))
-        value = np.asarray(value)
-        if value.ndim == len(dims):  # depends on no free variable: the same in every draw
-            value = np.broadcast_to(value, (n, *value.shape))
         value = value.reshape(chains, draws, *value.shape[1:])
         dims += [f"{name}_dim_{i}" for i in range(value.ndim - 2 - len(dims))]
         data[name] = (("chain", "draw", *dims), value)
         coords.update({d: list(model.coords[d]) for d in dims if d in model.coords})
     return xr.Dataset(data, coords=coords)
+
+
+#: Pareto k above which importance weights are not trusted (Vehtari et al. 2024).
+PARETO_K_MAX = 0.7
+
+
+@dataclass
+class Reweighted:
+    """P(success) by importance sampling from the prior to the posterior (PSIS)."""
+
+    p_success: float
+    pareto_k: float
+    ess: float
+
+    @property
+    def reliable(self) -> bool:
+        return self.pareto_k <= PARETO_K_MAX
+
+
+def prior_importance(model, n: int, seed: int, var: str = "p_success") -> Reweighted:
+    """Posterior mean of ``var`` by Pareto-smoothed importance sampling of prior draws.
+
+    With no observed data the weights are uniform and the answer is exact forward
+    sampling. Otherwise draws from the prior are weighted by their likelihood; the
+    Pareto k of the weights says whether that can be trusted (k ≤ 0.7).
+    """
+    import arviz_stats  # noqa: F401  (registers the .azstats accessor)
+    import xarray as xr
+
+    has_data = "outcomes" in model.named_vars
+    values = _vectorised_draws(model, [var], n, seed, with_loglik=has_data)
+    draws = values[0]
+    if not has_data:
+        return Reweighted(float(draws.mean()), pareto_k=0.0, ess=float(n))
+    loglik = xr.DataArray(values[1], dims=["draw"])
+    # psislw takes the *negated* log importance ratios (its LOO convention)
+    log_w, k = (-loglik).azstats.psislw(dim="draw")
+    w = np.exp(log_w.values - log_w.values.max())
+    w /= w.sum()
+    return Reweighted(float((w * draws).sum()), pareto_k=float(k), ess=float(1 / (w**2).sum()))
 
 
 class _quiet_pymc:

@@ -478,13 +478,33 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loade
         raise ScenarioError.one("a scenario must be a YAML mapping (key: value lines)", path, first)
     applied = []
     for item in overrides:
-        key, value = apply_override(raw, lines, item, path)
-        applied.append(f"{key}={value}")
+        change = apply_override(raw, lines, item, path)
+        if change is not None:  # a value equal to the file's own is no change
+            applied.append("{}={}".format(*change))
+    try:
+        return from_raw(raw, path, lines, hashlib.sha256(text.encode()).hexdigest(), applied)
+    except ScenarioError as e:
+        set_paths = [a.split("=", 1)[0] for a in applied]
+        for i, p in enumerate(e.problems):
+            if p.field and any(p.field == k or p.field.startswith(k + ".") for k in set_paths):
+                e.problems[i] = Problem(p.message + " (value given with --set)", p.file, p.line, p.field)
+        raise
+
+
+def from_raw(
+    raw: dict[str, Any],
+    path: Path,
+    lines: dict[tuple, int] | None = None,
+    sha256: str = "",
+    overrides: list[str] | None = None,
+) -> Loaded:
+    """Validate a scenario given as plain data (a file's, or one changed in memory)."""
+    lines = lines or {}
     try:
         spec = Scenario.model_validate(raw)
     except ValidationError as e:
         raise ScenarioError(_problems(e, path, lines)) from None
-    loaded = Loaded(spec, path, hashlib.sha256(text.encode()).hexdigest(), raw, lines, applied)
+    loaded = Loaded(spec, path, sha256, raw, lines, list(overrides or []))
     problems, warnings = cross_check(loaded)
     if problems:
         raise ScenarioError(problems)
@@ -564,11 +584,14 @@ def cross_check(sc: Loaded) -> tuple[list[Problem], list[Problem]]:
 # ----------------------------------------------------------------------------- --set
 
 
-def apply_override(raw: dict, lines: dict[tuple, int], item: str, file: Path) -> tuple[str, str]:
+def apply_override(
+    raw: dict, lines: dict[tuple, int], item: str, file: Path
+) -> tuple[str, str] | None:
     """Apply one ``PATH=VALUE`` to the raw scenario, in place.
 
     The value is read as YAML (scenario syntax); the path must exist in the scenario or
-    name a key its section allows.
+    name a key its section allows. Returns ``(path, value)``, or ``None`` when the value
+    equals what the file already says.
     """
     if "=" not in item:
         raise ScenarioError.one(f"--set expects PATH=VALUE, got {item!r}", field="--set")
@@ -605,6 +628,8 @@ def apply_override(raw: dict, lines: dict[tuple, int], item: str, file: Path) ->
             raise ScenarioError.one(
                 f"--set: no '{key}' in the scenario{did_you_mean(key, choices)}", file, field=key
             )
+    if last in node and node[last] == value:
+        return None
     node[last] = value
     lines[tuple(parts)] = _line_of(lines, tuple(parts)) or 0
     return key, value_text

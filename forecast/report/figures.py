@@ -121,3 +121,55 @@ def rank_plot(tree, var_names: list[str]) -> str:
         figure_kwargs={"figsize": (3.6 * min(n, 3), 2.4 * ((n + 2) // 3))},
     )
     return _finish(pc, "fractional rank of the draw (one line per chain)")
+
+
+def overlaid_p_success(draws: dict[str, "np.ndarray"]) -> str:  # noqa: F821
+    """P(success) of several scenarios on one axis (arviz_plots, colour by scenario)."""
+    import numpy as np
+    import xarray as xr
+
+    azp = _setup()
+    n = min(len(d) for d in draws.values())
+    stacked = np.stack([np.asarray(d)[:n] for d in draws.values()], axis=-1)[None]
+    ds = xr.Dataset(
+        {"p_success": (("chain", "draw", "scenario"), stacked)},
+        coords={"scenario": list(draws)},
+    )
+    pc = azp.plot_dist(
+        xr.DataTree.from_dict({"posterior": ds}),
+        var_names=["p_success"],
+        cols=[],
+        aes={"color": ["scenario"]},
+        backend="matplotlib",
+        visuals={"point_estimate_text": False, "credible_interval": False},
+        figure_kwargs={"figsize": (7, 3)},
+    )
+    pc.add_legend("scenario")
+    return _finish(pc, "probability that the talks succeed (dot: mean)")
+
+
+def tornado(rows: list[dict], low_key: str, high_key: str, base: float, xlabel: str, labels: list[str]) -> str:
+    """Horizontal bars from ``base`` to each row's low and high value, largest first.
+
+    ArviZ has no tornado plot, so this one is matplotlib.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * n + 1.2))
+    for i, row in enumerate(rows):
+        y = n - 1 - i
+        for key, color in ((low_key, "#3465a4"), (high_key, "#cc6600")):
+            value = row.get(key)
+            if value is None:
+                continue
+            ax.barh(y, value - base, left=base, color=color, alpha=0.8, height=0.6)
+    ax.axvline(base, color="black", lw=1)
+    ax.set_yticks(range(n), labels[::-1], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return _png(fig)

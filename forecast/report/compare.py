@@ -1,0 +1,118 @@
+"""The comparison report: compare.json, compare.md and report.html."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from forecast.report.atomic import atomic_folder
+from forecast.report.html import CSS
+from forecast.report.tables import finite_or_none
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "—"
+    return f"{x:+.1%}" if signed else f"{x:.1%}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["# Comparison", "", "| scenario | P(success) | 90% HDI |", "|---|---:|---|"]
+    for label, s in result["scenarios"].items():
+        p = s["p_success"]
+        lines.append(f"| `{label}` — {s['title']} | {_pct(p['mean'])} | {_pct(p['hdi_90'][0])} – {_pct(p['hdi_90'][1])} |")
+    for pair in result["pairs"]:
+        a, b = pair["a"], pair["b"]
+        lines += [
+            "",
+            f"## `{a}` vs `{b}`",
+            "",
+            f"P({a} > {b}) = {pair['p_a_greater']:.2f} (draws paired independently, ties count one half).",
+            "",
+            f"### What explains the gap: each assumption of `{b}` swapped into `{a}` alone",
+            "",
+            "| path | P(success) of A | with B's version | change | method (Pareto k) |",
+            "|---|---:|---:|---:|---|",
+        ]
+        for r in pair["attribution"]:
+            k = "" if r["pareto_k"] is None else f" (k = {r['pareto_k']:.2f})"
+            note = f" — {r['note']}" if r.get("note") else ""
+            lines.append(
+                f"| `{r['path']}` | {_pct(r['p_success_a'])} | {_pct(r['p_success_swapped'])} | "
+                f"{_pct(r['delta'], True)} | {r['method']}{k}{note} |"
+            )
+        lines += ["", "### Differences", "", f"| path | {a} | {b} |", "|---|---|---|"]
+        for d in pair["differences"]:
+            lines.append(f"| `{d['path']}` | {d['a']} | {d['b']} |")
+    lines += ["", f"Method: {result['attribution_method']}.", ""]
+    return "\n".join(lines)
+
+
+def html(result: dict[str, Any], figures: dict[str, str]) -> str:
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Comparison — forecast</title><style>{CSS}</style></head><body>",
+        "<h1>Comparison</h1><table><tr><th>scenario</th><th>P(success)</th><th>90% HDI</th></tr>",
+    ]
+    for label, s in result["scenarios"].items():
+        p = s["p_success"]
+        parts.append(
+            f"<tr><td><code>{escape(label)}</code> — {escape(s['title'])}</td><td class='num'>{_pct(p['mean'])}</td>"
+            f"<td class='num'>{_pct(p['hdi_90'][0])} – {_pct(p['hdi_90'][1])}</td></tr>"
+        )
+    parts += ["</table>", f"<img src='{figures['overlay']}' alt='P(success) of each scenario'>"]
+    for i, pair in enumerate(result["pairs"]):
+        a, b = escape(pair["a"]), escape(pair["b"])
+        parts += [
+            f"<h2>{a} vs {b}</h2>",
+            f"<p>P({a} &gt; {b}) = <b>{pair['p_a_greater']:.2f}</b> (draws paired independently, ties count one half).</p>",
+            f"<h3>What explains the gap</h3><p>Each assumption of <code>{b}</code> swapped into <code>{a}</code> alone; "
+            "bars show how far P(success) moves from A's value.</p>",
+        ]
+        if figures.get(f"tornado{i}"):
+            parts.append(f"<img src='{figures[f'tornado{i}']}' alt='Attribution tornado'>")
+        parts.append("<table><tr><th>path</th><th>A</th><th>with B's version</th><th>change</th><th>method</th></tr>")
+        for r in pair["attribution"]:
+            k = "" if r["pareto_k"] is None else f" (k = {r['pareto_k']:.2f})"
+            parts.append(
+                f"<tr><td><code>{escape(r['path'])}</code></td><td class='num'>{_pct(r['p_success_a'])}</td>"
+                f"<td class='num'>{_pct(r['p_success_swapped'])}</td><td class='num'>{_pct(r['delta'], True)}</td>"
+                f"<td>{escape(r['method'] + k)}{' — ' + escape(r['note']) if r.get('note') else ''}</td></tr>"
+            )
+        parts += ["</table><h3>Differences</h3>", f"<table><tr><th>path</th><th>{a}</th><th>{b}</th></tr>"]
+        for d in pair["differences"]:
+            qa = f"<blockquote>“{escape(d['why_a'])}”</blockquote>" if d.get("why_a") else ""
+            qb = f"<blockquote>“{escape(d['why_b'])}”</blockquote>" if d.get("why_b") else ""
+            parts.append(
+                f"<tr><td><code>{escape(d['path'])}</code></td><td>{escape(str(d['a']))}{qa}</td>"
+                f"<td>{escape(str(d['b']))}{qb}</td></tr>"
+            )
+        parts.append("</table>")
+    parts += [f"<p class='meta'>Method: {escape(result['attribution_method'])}.</p></body></html>"]
+    return "\n".join(parts)
+
+
+def write_compare(result: dict[str, Any], sources, folder: Path) -> None:
+    """Write compare.json, compare.md and report.html, all or nothing."""
+    from forecast.report import figures
+
+    result = finite_or_none(result)
+    figs = {"overlay": figures.overlaid_p_success({s.label: s.p_success for s in sources})}
+    for i, pair in enumerate(result["pairs"]):
+        rows = [r for r in pair["attribution"] if r["delta"] is not None]
+        if rows:
+            base = rows[0]["p_success_a"]
+            figs[f"tornado{i}"] = figures.tornado(
+                rows,
+                "p_success_swapped",
+                "p_success_swapped",
+                base,
+                f"P(success) of {pair['a']} with {pair['b']}'s version of one assumption",
+                [r["path"] for r in rows],
+            )
+    with atomic_folder(folder) as tmp:
+        (tmp / "compare.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+        (tmp / "compare.md").write_text(markdown(result))
+        (tmp / "report.html").write_text(html(result, figs))
