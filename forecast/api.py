@@ -247,7 +247,9 @@ def evaluate(prep: Prepared, seed: int | None = None) -> Variant:
         return Variant(r.p_success, "forward")
     if r.reliable:
         return Variant(r.p_success, "reweighted", r.pareto_k)
-    fitted = run_fit(model, has_data=True, draws=prep.settings.draws, chains=prep.settings.chains, seed=seed)
+    fitted = run_fit(
+        model, has_data=True, draws=prep.settings.draws, chains=prep.settings.chains, seed=seed
+    )
     return Variant(float(fitted.tree["posterior"]["p_success"].mean()), "refit", r.pareto_k)
 
 
@@ -291,25 +293,44 @@ def load_source(
     if arg.is_dir():
         summary_path = arg / "summary.json"
         if not summary_path.is_file():
-            raise ScenarioError.one("not a report folder (no summary.json) and not a scenario file", arg)
+            raise ScenarioError.one(
+                "not a report folder (no summary.json) and not a scenario file", arg
+            )
         summary = json.loads(summary_path.read_text())
         prov = summary["provenance"]
         scenario = Path(prov["scenario"])
         if not scenario.is_file():
-            raise ScenarioError.one(f"the report's scenario {scenario} is gone; rerun it to compare", arg)
+            raise ScenarioError.one(
+                f"the report's scenario {scenario} is gone; rerun it to compare", arg
+            )
         set_items = [o for o in prov["overrides"] if not o.startswith("--")]
-        prep = prepare(scenario, set_items, draws=prov["draws"], chains=prov["chains"], seed=prov["seed"], allow_outside=allow_outside)
+        prep = prepare(
+            scenario,
+            set_items,
+            draws=prov["draws"],
+            chains=prov["chains"],
+            seed=prov["seed"],
+            allow_outside=allow_outside,
+        )
         if prep.loaded.sha256 != prov["scenario_sha256"]:
-            raise ScenarioError.one(f"{scenario} changed since this report was written; rerun it to compare", arg)
+            raise ScenarioError.one(
+                f"{scenario} changed since this report was written; rerun it to compare", arg
+            )
         import xarray as xr
 
         tree = xr.open_datatree(arg / "posterior.nc", engine="h5netcdf")
         group = "posterior" if "posterior" in tree.children else "prior"
         draws_ = np.asarray(tree[group]["p_success"]).ravel()
         return Side(prep, summary, draws_)
-    prep = prepare(arg, overrides, draws=draws, chains=chains, seed=seed, allow_outside=allow_outside)
+    prep = prepare(
+        arg, overrides, draws=draws, chains=chains, seed=seed, allow_outside=allow_outside
+    )
     result = run(prep, out, progress)
-    return Side(prep, result.summary, np.asarray(result.fit.tree[result.fit.draws_group]["p_success"]).ravel())
+    return Side(
+        prep,
+        result.summary,
+        np.asarray(result.fit.tree[result.fit.draws_group]["p_success"]).ravel(),
+    )
 
 
 def p_greater(a, b) -> float:
@@ -347,7 +368,18 @@ def compare(
     sources = []
     for arg in args:
         say(f"{arg}: fitting or reading")
-        sources.append(load_source(arg, overrides, draws=draws, chains=chains, seed=seed, out=out, allow_outside=allow_outside, progress=progress))
+        sources.append(
+            load_source(
+                arg,
+                overrides,
+                draws=draws,
+                chains=chains,
+                seed=seed,
+                out=out,
+                allow_outside=allow_outside,
+                progress=progress,
+            )
+        )
     seen: dict[str, int] = {}
     for s in sources:
         seen[s.prep.id] = seen.get(s.prep.id, 0) + 1
@@ -361,7 +393,12 @@ def compare(
         rows = []
         for i, d in enumerate(diffs, 1):
             say(f"attribution {i}/{len(diffs)}: {d.path}")
-            v = _try_variant(swap(a.prep.loaded, b.prep.loaded, d.path), a.prep, a.prep.settings.seed, allow_outside)
+            v = _try_variant(
+                swap(a.prep.loaded, b.prep.loaded, d.path),
+                a.prep,
+                a.prep.settings.seed,
+                allow_outside,
+            )
             delta = None if v.p_success is None else v.p_success - base.p_success
             rows.append(
                 {
@@ -385,7 +422,14 @@ def compare(
         )
     result = {
         "schema": 1,
-        "scenarios": {s.label: {"title": s.summary["title"], "p_success": s.summary["p_success"], "report": str(out / s.prep.folder_name)} for s in sources},
+        "scenarios": {
+            s.label: {
+                "title": s.summary["title"],
+                "p_success": s.summary["p_success"],
+                "report": str(out / s.prep.folder_name),
+            }
+            for s in sources
+        },
         **{k: pairs[0][k] for k in ("p_a_greater", "differences", "attribution")},
         "attribution_method": "each differing assumption of B swapped into A alone; P(success) by "
         "importance sampling of A's prior draws weighted by the likelihood (PSIS, Pareto k shown), "
@@ -397,3 +441,107 @@ def compare(
     folder = out / ("compare-" + "-vs-".join(s.label.replace("#", "_") for s in sources))
     write_compare(result, sources, folder)
     return result, folder
+
+
+def sensitivity(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    draws: int | None = None,
+    chains: int | None = None,
+    seed: int | None = None,
+    out: str | Path = DEFAULT_OUT,
+    allow_outside: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """Tornado of P(success) over each belief's 90% interval, plus power-scaling (psense).
+
+    Each belief in turn is fixed at the 5% and then the 95% quantile of its prior,
+    the others held as they are. The scenario's report folder gets
+    ``sensitivity.json``, the figures and a section of ``report.html``; a missing
+    report is fitted first.
+    """
+    import copy
+
+    say = progress or (lambda _m: None)
+    prep = prepare(
+        path, overrides, draws=draws, chains=chains, seed=seed, allow_outside=allow_outside
+    )
+    folder = Path(out) / prep.folder_name
+    if not (folder / "summary.json").is_file() or not (folder / "posterior.nc").is_file():
+        say("no report yet: fitting first")
+        run(prep, out, progress)
+    base = evaluate(prep)
+    rows = []
+    beliefs = [(p, pr) for p, pr in prep.priors.items() if not pr.is_constant]
+    for i, (belief_path, prior) in enumerate(beliefs, 1):
+        say(f"tornado {i}/{len(beliefs)}: {belief_path}")
+        row: dict[str, Any] = {"path": belief_path, "distribution": str(prior)}
+        for end, q in (("low", 0.05), ("high", 0.95)):
+            value = prior.ppf(q)
+            raw = copy.deepcopy(prep.loaded.raw)
+            node = raw
+            *parents, last = belief_path.split(".")
+            for p in parents:
+                node = node[p]
+            node[last] = float(value)
+            v = _try_variant(raw, prep, prep.settings.seed, allow_outside)
+            row[end] = round(float(value), 4)
+            row[f"p_success_{end}"] = None if v.p_success is None else round(v.p_success, 4)
+            row[f"method_{end}"] = (
+                v.method if v.pareto_k is None else f"{v.method} (k = {v.pareto_k:.2f})"
+            )
+        rows.append(row)
+    swing = lambda r: abs((r["p_success_high"] or 0) - (r["p_success_low"] or 0))  # noqa: E731
+    rows.sort(key=swing, reverse=True)
+    psense = None
+    if prep.data is not None:
+        say("power-scaling sensitivity (psense)")
+        psense = power_scaling(folder / "posterior.nc", [p for p, _ in beliefs])
+    result = {
+        "schema": 1,
+        "id": prep.id,
+        "p_success_base": round(base.p_success, 4),
+        "base_method": base.method,
+        "tornado": rows,
+        "psense": psense,
+        "method": "each belief fixed at the 5% and 95% quantiles of its prior, one at a time; "
+        "P(success) by exact forward sampling without data, by PSIS-reweighted prior draws with "
+        "data (NUTS refit where Pareto k > 0.7)",
+    }
+    from forecast.report.sensitivity import write_sensitivity
+
+    write_sensitivity(result, folder)
+    return result, folder
+
+
+def power_scaling(posterior_nc: Path, var_names: list[str]) -> list[dict[str, Any]]:
+    """ArviZ ``psense_summary`` on a report's DataTree (prior and likelihood power-scaling)."""
+    import contextlib
+    import io
+    import logging
+    import warnings
+
+    import arviz_stats as azs
+    import xarray as xr
+
+    tree = xr.open_datatree(posterior_nc, engine="h5netcdf")
+    names = [v for v in var_names if v in tree["posterior"].data_vars]
+    log = logging.getLogger("arviz_stats")
+    level = log.level
+    log.setLevel(logging.ERROR)  # its "potential issues" note: our report explains the diagnosis
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            table = azs.psense_summary(tree, var_names=names)
+    finally:
+        log.setLevel(level)
+    return [
+        {
+            "variable": str(name),
+            "prior": float(row["prior"]),
+            "likelihood": float(row["likelihood"]),
+            "diagnosis": str(row["diagnosis"]),
+        }
+        for name, row in table.iterrows()
+    ]

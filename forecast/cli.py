@@ -166,7 +166,10 @@ def _run_table(results) -> None:
 @app.command()
 def compare(
     scenarios: Annotated[
-        list[Path], typer.Argument(help="Scenario files or report folders; the first is A.", show_default=False)
+        list[Path],
+        typer.Argument(
+            help="Scenario files or report folders; the first is A.", show_default=False
+        ),
     ],
     set_: SetOpt = None,
     draws: DrawsOpt = None,
@@ -217,7 +220,10 @@ def _compare_table(result, folder) -> None:
     console.print(t)
     for pair in result["pairs"]:
         console.print(f"P({pair['a']} > {pair['b']}) = {pair['p_a_greater']:.2f}")
-        a = Table(title=f"what explains the gap: each assumption of {pair['b']} put into {pair['a']}", title_justify="left")
+        a = Table(
+            title=f"what explains the gap: each assumption of {pair['b']} put into {pair['a']}",
+            title_justify="left",
+        )
         for col in ("assumption", "change in P(success)", "method"):
             a.add_column(col, justify="right" if col.startswith("change") else "left")
         for r in pair["attribution"][:10]:
@@ -227,6 +233,68 @@ def _compare_table(result, folder) -> None:
         if len(pair["attribution"]) > 10:
             a.add_row(f"... {len(pair['attribution']) - 10} more in compare.md", "", "")
         console.print(a)
+    console.print(f"report: {folder / 'report.html'}")
+
+
+@app.command()
+def sensitivity(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML).", show_default=False)],
+    set_: SetOpt = None,
+    draws: DrawsOpt = None,
+    chains: ChainsOpt = None,
+    seed: SeedOpt = None,
+    json_out: JsonOpt = False,
+    out: OutOpt = Path("reports"),
+    allow_outside: OutsideOpt = False,
+) -> None:
+    """Show which beliefs the answer hangs on (tornado, and psense with data)."""
+    from forecast import api
+    from forecast.errors import ScenarioError
+
+    err = _console()
+    try:
+        with err.status("sensitivity") as status:
+            result, folder = api.sensitivity(
+                scenario,
+                set_ or [],
+                draws=draws,
+                chains=chains,
+                seed=seed,
+                out=out,
+                allow_outside=allow_outside,
+                progress=lambda msg: status.update(_escape(msg)),
+            )
+    except ScenarioError as e:
+        _problems(e, err)
+        raise typer.Exit(2) from None
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    console = _console(stderr=False)
+    t = Table(
+        title=f"forecast sensitivity: {result['id']} (base P(success) {result['p_success_base']:.1%})",
+        title_justify="left",
+    )
+    for col in ("belief", "low", "P(success)", "high", "P(success)", "method"):
+        t.add_column(col, justify="left" if col in ("belief", "method") else "right")
+    for r in result["tornado"]:
+        lo = "—" if r["p_success_low"] is None else f"{r['p_success_low']:.1%}"
+        hi = "—" if r["p_success_high"] is None else f"{r['p_success_high']:.1%}"
+        t.add_row(r["path"], f"{r['low']:.3g}", lo, f"{r['high']:.3g}", hi, r["method_low"])
+    console.print(t)
+    if result["psense"]:
+        p = Table(title="power-scaling sensitivity (psense)", title_justify="left")
+        for col in ("variable", "prior", "likelihood", "diagnosis"):
+            p.add_column(col)
+        for r in result["psense"]:
+            p.add_row(
+                r["variable"], f"{r['prior']:.3f}", f"{r['likelihood']:.3f}", r["diagnosis"] or "–"
+            )
+        console.print(p)
     console.print(f"report: {folder / 'report.html'}")
 
 

@@ -32,7 +32,14 @@ class Difference:
     why_b: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"path": self.path, "kind": self.kind, "a": self.a, "b": self.b, "why_a": self.why_a, "why_b": self.why_b}
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "a": self.a,
+            "b": self.b,
+            "why_a": self.why_a,
+            "why_b": self.why_b,
+        }
 
 
 def _beliefs(loaded: Loaded, priors: dict[str, Prior]) -> dict[str, tuple[Any, str, str | None]]:
@@ -41,7 +48,11 @@ def _beliefs(loaded: Loaded, priors: dict[str, Prior]) -> dict[str, tuple[Any, s
     for a in assumptions(loaded.spec):
         prior = priors[a.path]
         key = (prior.family, tuple(round(p, 6) for p in prior.params))
-        out[a.path] = (key, f"{a.belief} → {prior}" if str(a.belief) != str(prior) else str(prior), a.why)
+        out[a.path] = (
+            key,
+            f"{a.belief} → {prior}" if str(a.belief) != str(prior) else str(prior),
+            a.why,
+        )
     return out
 
 
@@ -65,7 +76,9 @@ def _settings(loaded: Loaded) -> dict[str, Any]:
     return out
 
 
-def differences(a: Loaded, a_priors: dict[str, Prior], b: Loaded, b_priors: dict[str, Prior]) -> list[Difference]:
+def differences(
+    a: Loaded, a_priors: dict[str, Prior], b: Loaded, b_priors: dict[str, Prior]
+) -> list[Difference]:
     """Every belief and setting that differs, in A's then B's file order.
 
     A belief in one scenario only is a difference (absent means no effect); labels,
@@ -89,7 +102,11 @@ def differences(a: Loaded, a_priors: dict[str, Prior], b: Loaded, b_priors: dict
     sa, sb = _settings(a), _settings(b)
     for path in list(sa) + [p for p in sb if p not in sa]:
         if sa.get(path, ABSENT) != sb.get(path, ABSENT):
-            out.append(Difference(path, "setting", _show(sa.get(path, ABSENT)), _show(sb.get(path, ABSENT))))
+            out.append(
+                Difference(
+                    path, "setting", _show(sa.get(path, ABSENT)), _show(sb.get(path, ABSENT))
+                )
+            )
     return out
 
 
@@ -175,12 +192,25 @@ def _ensure_parents(new: dict, braw: dict, parts: list[str]) -> None:
     elif section == "stages":
         stage = parts[1]
         if stage not in new["stages"]:
-            fresh = {k: copy.deepcopy(v) for k, v in braw["stages"][stage].items() if k != "effects"}
+            fresh = {
+                k: copy.deepcopy(v) for k, v in braw["stages"][stage].items() if k != "effects"
+            }
             order = list(braw["stages"])
             stages = dict(new["stages"])
             stages[stage] = fresh
             # keep B's order for the stages B has; A's other stages keep their places
-            new["stages"] = dict(sorted(stages.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else list(new["stages"]).index(kv[0]) if kv[0] in new["stages"] else len(order)))
+            new["stages"] = dict(
+                sorted(
+                    stages.items(),
+                    key=lambda kv: (
+                        order.index(kv[0])
+                        if kv[0] in order
+                        else list(new["stages"]).index(kv[0])
+                        if kv[0] in new["stages"]
+                        else len(order)
+                    ),
+                )
+            )
         if len(parts) > 3 and parts[2] == "effects":
             factor = parts[3]
             if factor not in new.get("factors", {}):

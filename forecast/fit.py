@@ -77,10 +77,15 @@ def _vectorised_draws(model, names: list[str], n: int, seed: int, with_loglik: b
     """
     import pymc as pm
     from pymc.distributions.shape_utils import change_dist_size
+    from pytensor.compile.ops import ViewOp
     from pytensor.graph.replace import vectorize_graph
 
     free = list(model.free_RVs)
-    outputs = [model[name] for name in names]
+    # a Deterministic is a view of its value; take the value, which vectorises without a loop
+    outputs = [
+        v.owner.inputs[0] if v.owner is not None and isinstance(v.owner.op, ViewOp) else v
+        for v in (model[name] for name in names)
+    ]
     if with_loglik:
         rv = model["outcomes"]
         observed = model.rvs_to_values[rv]

@@ -95,14 +95,26 @@ def _variable(name: str, prior: Prior, dims=None):
     return pm.Normal(name, mu=prior.params[0], sigma=prior.params[1], dims=dims)
 
 
+def _softplus(x):
+    """log(1 + e^x), stable, from ops that evaluate vectorised in every PyTensor mode.
+
+    ``pt.softplus`` has no NumPy implementation, so FAST_COMPILE would evaluate it one
+    element at a time (measured: 1.3 s of a 2.6 s importance-sampling pass).
+    """
+    return pt.maximum(x, 0.0) + pt.log1p(pt.exp(-pt.abs(x)))
+
+
 def _outcomes_logp(value, logit_pass, log_weight):
     """Log-density of one round's stage outcomes, summed over its unknown factor states."""
     observed = pt.ge(value, 0)[..., None, :]
     y = value[..., None, :]
     per_stage = pt.switch(
-        observed, -(y * pt.softplus(-logit_pass) + (1 - y) * pt.softplus(logit_pass)), 0.0
+        observed, -(y * _softplus(-logit_pass) + (1 - y) * _softplus(logit_pass)), 0.0
     )
-    return pt.logsumexp(log_weight + per_stage.sum(axis=-1), axis=-1)
+    terms = log_weight + per_stage.sum(axis=-1)
+    # logsumexp by hand: pt.logsumexp cannot vectorise over a batch of draws
+    top = pt.max(terms, axis=-1, keepdims=True)
+    return (top + pt.log(pt.exp(terms - top).sum(axis=-1, keepdims=True)))[..., 0]
 
 
 def groups_of(spec: Scenario, data: ReferenceData | None) -> list[str] | None:
@@ -198,9 +210,10 @@ def build_model(
             if groups:
                 idx = np.array([groups.index(g) for g in data.group])
                 logit_round = logit_round + group_shift.T[idx]
-            logit_pass = logit_round[:, None, :] + pt.tensordot(
-                states, log_odds_ratio, axes=[[2], [1]]
-            )
+            # (round, state, stage); products and sums, not dot, so that batches of draws
+            # vectorise as elementwise ops instead of a Python loop over draws
+            shift = (states[:, :, None, :] * log_odds_ratio[None, None, :, :]).sum(axis=-1)
+            logit_pass = logit_round[:, None, :] + shift
             pm.CustomDist(
                 "outcomes",
                 logit_pass,
@@ -223,12 +236,14 @@ def build_model(
         else:
             x = pt.lt(pt.constant(cs.x), holds).astype("float64")
             weight = pt.ones((cs.x.shape[0],)) / cs.x.shape[0]
-        pass_prob = pm.math.sigmoid(
-            logit_case[None, :] + pt.dot(x, log_odds_ratio.T)
-        )  # (state, stage)
-        reach = pt.concatenate(
-            [pt.ones((pass_prob.shape[0], 1)), pt.cumprod(pass_prob, axis=1)[:, :-1]], axis=1
-        )
+        shift = (x[:, None, :] * log_odds_ratio[None, :, :]).sum(axis=-1)  # (state, stage)
+        pass_prob = pm.math.sigmoid(logit_case[None, :] + shift)
+        # P(reach stage s) = product of the earlier stages' pass probabilities; built stage by
+        # stage (not cumprod) so that batches of draws vectorise elementwise
+        reached = [pt.ones_like(pass_prob[:, 0])]
+        for s_idx in range(1, len(stages)):
+            reached.append(reached[-1] * pass_prob[:, s_idx - 1])
+        reach = pt.stack(reached, axis=1)
         p_round = pm.Deterministic("p_round", (weight * pt.prod(pass_prob, axis=1)).sum())
         pm.Deterministic(
             "p_stage",

@@ -487,7 +487,9 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loade
         set_paths = [a.split("=", 1)[0] for a in applied]
         for i, p in enumerate(e.problems):
             if p.field and any(p.field == k or p.field.startswith(k + ".") for k in set_paths):
-                e.problems[i] = Problem(p.message + " (value given with --set)", p.file, p.line, p.field)
+                e.problems[i] = Problem(
+                    p.message + " (value given with --set)", p.file, p.line, p.field
+                )
         raise
 
 

@@ -22,7 +22,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = ["# Comparison", "", "| scenario | P(success) | 90% HDI |", "|---|---:|---|"]
     for label, s in result["scenarios"].items():
         p = s["p_success"]
-        lines.append(f"| `{label}` — {s['title']} | {_pct(p['mean'])} | {_pct(p['hdi_90'][0])} – {_pct(p['hdi_90'][1])} |")
+        lines.append(
+            f"| `{label}` — {s['title']} | {_pct(p['mean'])} | {_pct(p['hdi_90'][0])} – {_pct(p['hdi_90'][1])} |"
+        )
     for pair in result["pairs"]:
         a, b = pair["a"], pair["b"]
         lines += [
@@ -73,7 +75,9 @@ def html(result: dict[str, Any], figures: dict[str, str]) -> str:
         ]
         if figures.get(f"tornado{i}"):
             parts.append(f"<img src='{figures[f'tornado{i}']}' alt='Attribution tornado'>")
-        parts.append("<table><tr><th>path</th><th>A</th><th>with B's version</th><th>change</th><th>method</th></tr>")
+        parts.append(
+            "<table><tr><th>path</th><th>A</th><th>with B's version</th><th>change</th><th>method</th></tr>"
+        )
         for r in pair["attribution"]:
             k = "" if r["pareto_k"] is None else f" (k = {r['pareto_k']:.2f})"
             parts.append(
@@ -81,7 +85,10 @@ def html(result: dict[str, Any], figures: dict[str, str]) -> str:
                 f"<td class='num'>{_pct(r['p_success_swapped'])}</td><td class='num'>{_pct(r['delta'], True)}</td>"
                 f"<td>{escape(r['method'] + k)}{' — ' + escape(r['note']) if r.get('note') else ''}</td></tr>"
             )
-        parts += ["</table><h3>Differences</h3>", f"<table><tr><th>path</th><th>{a}</th><th>{b}</th></tr>"]
+        parts += [
+            "</table><h3>Differences</h3>",
+            f"<table><tr><th>path</th><th>{a}</th><th>{b}</th></tr>",
+        ]
         for d in pair["differences"]:
             qa = f"<blockquote>“{escape(d['why_a'])}”</blockquote>" if d.get("why_a") else ""
             qb = f"<blockquote>“{escape(d['why_b'])}”</blockquote>" if d.get("why_b") else ""

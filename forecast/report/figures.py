@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 HDI_PROB = 0.9
 
@@ -123,7 +124,7 @@ def rank_plot(tree, var_names: list[str]) -> str:
     return _finish(pc, "fractional rank of the draw (one line per chain)")
 
 
-def overlaid_p_success(draws: dict[str, "np.ndarray"]) -> str:  # noqa: F821
+def overlaid_p_success(draws: dict[str, Any]) -> str:
     """P(success) of several scenarios on one axis (arviz_plots, colour by scenario)."""
     import numpy as np
     import xarray as xr
@@ -148,7 +149,9 @@ def overlaid_p_success(draws: dict[str, "np.ndarray"]) -> str:  # noqa: F821
     return _finish(pc, "probability that the talks succeed (dot: mean)")
 
 
-def tornado(rows: list[dict], low_key: str, high_key: str, base: float, xlabel: str, labels: list[str]) -> str:
+def tornado(
+    rows: list[dict], low_key: str, high_key: str, base: float, xlabel: str, labels: list[str]
+) -> str:
     """Horizontal bars from ``base`` to each row's low and high value, largest first.
 
     ArviZ has no tornado plot, so this one is matplotlib.
