@@ -151,7 +151,8 @@ def prior_importance(model, n: int, seed: int, var: str = "p_success") -> Reweig
     has_data = "outcomes" in model.named_vars
     values = _vectorised_draws(model, [var], n, seed, with_loglik=has_data)
     draws = values[0]
-    if not has_data:
+    if not has_data or np.ptp(values[1]) == 0:
+        # no data, or nothing uncertain that the data bear on: every draw weighs the same
         return Reweighted(float(draws.mean()), pareto_k=0.0, ess=float(n))
     loglik = xr.DataArray(values[1], dims=["draw"])
     # psislw takes the *negated* log importance ratios (its LOO convention)
