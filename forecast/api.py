@@ -202,12 +202,14 @@ class Variant:
     method: str  # "forward" (exact), "reweighted" (PSIS), "refit" (NUTS) or "invalid"
     pareto_k: float | None = None
     note: str | None = None
+    recommended: str | None = None  # the option with the highest mean value, if a decision
 
     def as_json(self) -> dict[str, Any]:
         return {
             "p_success": None if self.p_success is None else round(self.p_success, 4),
             "method": self.method,
             "pareto_k": None if self.pareto_k is None else round(self.pareto_k, 3),
+            "recommended": self.recommended,
             "note": self.note,
         }
 
@@ -231,26 +233,38 @@ def prepare_raw(raw: dict[str, Any], like: Prepared, allow_outside: bool = False
 
 
 def evaluate(prep: Prepared, seed: int | None = None) -> Variant:
-    """P(success) of a prepared scenario, as cheaply as is reliable.
+    """P(success) (and the recommended option) of a prepared scenario, as cheaply as is reliable.
 
     Without data, exact forward sampling. With data, the prior draws are importance
     weighted by the likelihood (PSIS); where the Pareto k exceeds 0.7 the weights are
     not trusted and the scenario is refitted with NUTS.
     """
+    import numpy as np
+
     from forecast.fit import prior_importance, run_fit
     from forecast.model import build_model
 
     seed = prep.settings.seed if seed is None else seed
-    model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
+    spec = prep.loaded.spec
+    options = list(spec.decision.options) if spec.decision is not None else None
+
+    def best(values) -> str | None:
+        return None if options is None or values is None else options[int(np.argmax(values))]
+
+    model = build_model(spec, prep.priors, prep.data, prep.settings.seed)
     r = prior_importance(model, VARIANT_DRAWS, seed)
     if prep.data is None:
-        return Variant(r.p_success, "forward")
+        return Variant(r.p_success, "forward", recommended=best(r.means.get("option_value")))
     if r.reliable:
-        return Variant(r.p_success, "reweighted", r.pareto_k)
+        return Variant(
+            r.p_success, "reweighted", r.pareto_k, recommended=best(r.means.get("option_value"))
+        )
     fitted = run_fit(
         model, has_data=True, draws=prep.settings.draws, chains=prep.settings.chains, seed=seed
     )
-    return Variant(float(fitted.tree["posterior"]["p_success"].mean()), "refit", r.pareto_k)
+    post = fitted.tree["posterior"]
+    values = post["option_value"].mean(("chain", "draw")).values if options else None
+    return Variant(float(post["p_success"].mean()), "refit", r.pareto_k, recommended=best(values))
 
 
 def _try_variant(raw: dict[str, Any], like: Prepared, seed: int, allow_outside: bool) -> Variant:
@@ -400,15 +414,23 @@ def compare(
                 allow_outside,
             )
             delta = None if v.p_success is None else v.p_success - base.p_success
-            rows.append(
-                {
-                    "path": d.path,
-                    "p_success_a": round(base.p_success, 4),
-                    "p_success_swapped": None if v.p_success is None else round(v.p_success, 4),
-                    "delta": None if delta is None else round(delta, 4),
-                    **{k: val for k, val in v.as_json().items() if k != "p_success"},
-                }
-            )
+            row = {
+                "path": d.path,
+                "p_success_a": round(base.p_success, 4),
+                "p_success_swapped": None if v.p_success is None else round(v.p_success, 4),
+                "delta": None if delta is None else round(delta, 4),
+                **{
+                    k: val
+                    for k, val in v.as_json().items()
+                    if k not in ("p_success", "recommended")
+                },
+            }
+            if base.recommended is not None or v.recommended is not None:
+                row["recommended_swapped"] = v.recommended
+                row["flips_recommendation"] = (
+                    v.recommended is not None and v.recommended != base.recommended
+                )
+            rows.append(row)
         rows.sort(key=lambda r: -abs(r["delta"] or 0))
         pairs.append(
             {
@@ -418,6 +440,11 @@ def compare(
                 "differences": [d.as_json() for d in diffs],
                 "attribution": rows,
                 "attribution_base": None if base is None else base.as_json(),
+                "recommendations": {
+                    side.label: (side.summary.get("decision") or {}).get("recommended")
+                    for side in (a, b)
+                },
+                "flips": [r["path"] for r in rows if r.get("flips_recommendation")],
             }
         )
     result = {

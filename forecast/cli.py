@@ -160,7 +160,16 @@ def _run_table(results) -> None:
             "—" if d["divergences"] is None else str(d["divergences"]),
             str(r.folder / "report.html"),
         )
-    _console(stderr=False).print(t)
+    console = _console(stderr=False)
+    console.print(t)
+    for r in results:
+        d = r.summary.get("decision")
+        if d:
+            best = d["options"][d["recommended"]]
+            console.print(
+                f"{r.summary['id']}: {_escape(d['question'])} → [bold]{d['recommended']}[/] "
+                f"(mean value {best['mean']:.1f}, best in {best['p_best']:.0%} of draws, EVPI {d['evpi']:.2f})"
+            )
 
 
 @app.command()
@@ -220,6 +229,21 @@ def _compare_table(result, folder) -> None:
     console.print(t)
     for pair in result["pairs"]:
         console.print(f"P({pair['a']} > {pair['b']}) = {pair['p_a_greater']:.2f}")
+        recs = pair.get("recommendations") or {}
+        if any(recs.values()):
+            console.print(
+                "recommended: "
+                + ", ".join(f"{k} → [bold]{v or '(no decision)'}[/]" for k, v in recs.items())
+            )
+            if pair["flips"]:
+                console.print(
+                    f"swapping one of these into {pair['a']} flips its recommendation: "
+                    + ", ".join(pair["flips"])
+                )
+            else:
+                console.print(
+                    f"no single assumption of {pair['b']} flips {pair['a']}'s recommendation"
+                )
         a = Table(
             title=f"what explains the gap: each assumption of {pair['b']} put into {pair['a']}",
             title_justify="left",

@@ -158,7 +158,7 @@ def _set(node: dict, parts: list[str], value: Any) -> None:
 
 def _remove(raw: dict, parts: list[str]) -> None:
     section = parts[0]
-    if section == "factors" and parts[2] in ("holds", "in_reference") and parts[2] == "holds":
+    if section == "factors" and parts[2] == "holds":  # B has no such factor
         name = parts[1]
         raw.get("factors", {}).pop(name, None)
         for stage in raw.get("stages", {}).values():
@@ -173,6 +173,17 @@ def _remove(raw: dict, parts: list[str]) -> None:
     if section == "reference" and parts[1] == "data":
         raw.pop("reference", None)
         return
+    if section == "decision":
+        if parts[1] == "value_of_success":  # B has no decision at all
+            raw.pop("decision", None)
+            return
+        options = raw.get("decision", {}).get("options", {})
+        if len(parts) == 4 and parts[3] == "p_success":  # B has no such option
+            options.pop(parts[2], None)
+            return
+        if len(parts) >= 5 and parts[3] == "consequences":
+            options.get(parts[2], {}).get("consequences", {}).pop(parts[4], None)
+            return
     node = raw
     for p in parts[:-1]:
         node = node.get(p, {})
@@ -189,6 +200,13 @@ def _ensure_parents(new: dict, braw: dict, parts: list[str]) -> None:
         new.setdefault("evidence", {})[parts[1]] = copy.deepcopy(braw["evidence"][parts[1]])
     elif section == "reference" and "reference" not in new:
         new["reference"] = copy.deepcopy(braw["reference"])
+    elif section == "decision":
+        if "decision" not in new:
+            new["decision"] = copy.deepcopy(braw["decision"])
+        elif len(parts) > 2 and parts[2] not in new["decision"]["options"]:
+            option = copy.deepcopy(braw["decision"]["options"][parts[2]])
+            option.pop("consequences", None)  # each consequence is a difference of its own
+            new["decision"]["options"][parts[2]] = option
     elif section == "stages":
         stage = parts[1]
         if stage not in new["stages"]:

@@ -93,7 +93,7 @@ def _vectorised_draws(model, names: list[str], n: int, seed: int, with_loglik: b
     batched = {rv: change_dist_size(rv, new_size=(n,), expand=True) for rv in free}
     outputs = vectorize_graph(outputs, replace=batched)
     values = pm.draw(outputs, random_seed=seed, mode=FORWARD_MODE)
-    values = [values] if len(outputs) == 1 else list(values)
+    values = list(values) if isinstance(values, list | tuple) else [values]
     out = []
     for value in values:
         value = np.asarray(value)
@@ -127,19 +127,24 @@ PARETO_K_MAX = 0.7
 
 @dataclass
 class Reweighted:
-    """P(success) by importance sampling from the prior to the posterior (PSIS)."""
+    """Posterior means by importance sampling from the prior (PSIS)."""
 
-    p_success: float
+    means: dict[str, np.ndarray]
     pareto_k: float
     ess: float
+
+    @property
+    def p_success(self) -> float:
+        return float(self.means["p_success"])
 
     @property
     def reliable(self) -> bool:
         return self.pareto_k <= PARETO_K_MAX
 
 
-def prior_importance(model, n: int, seed: int, var: str = "p_success") -> Reweighted:
-    """Posterior mean of ``var`` by Pareto-smoothed importance sampling of prior draws.
+def prior_importance(model, n: int, seed: int) -> Reweighted:
+    """Posterior means of P(success) (and option values) by Pareto-smoothed importance
+    sampling of prior draws.
 
     With no observed data the weights are uniform and the answer is exact forward
     sampling. Otherwise draws from the prior are weighted by their likelihood; the
@@ -148,18 +153,20 @@ def prior_importance(model, n: int, seed: int, var: str = "p_success") -> Reweig
     import arviz_stats  # noqa: F401  (registers the .azstats accessor)
     import xarray as xr
 
+    names = ["p_success"] + (["option_value"] if "option_value" in model.named_vars else [])
     has_data = "outcomes" in model.named_vars
-    values = _vectorised_draws(model, [var], n, seed, with_loglik=has_data)
-    draws = values[0]
-    if not has_data or np.ptp(values[1]) == 0:
+    values = _vectorised_draws(model, names, n, seed, with_loglik=has_data)
+    draws = dict(zip(names, values[: len(names)], strict=True))
+    if not has_data or np.ptp(values[-1]) == 0:
         # no data, or nothing uncertain that the data bear on: every draw weighs the same
-        return Reweighted(float(draws.mean()), pareto_k=0.0, ess=float(n))
-    loglik = xr.DataArray(values[1], dims=["draw"])
+        return Reweighted({k: v.mean(axis=0) for k, v in draws.items()}, pareto_k=0.0, ess=float(n))
+    loglik = xr.DataArray(values[-1], dims=["draw"])
     # psislw takes the *negated* log importance ratios (its LOO convention)
     log_w, k = (-loglik).azstats.psislw(dim="draw")
     w = np.exp(log_w.values - log_w.values.max())
     w /= w.sum()
-    return Reweighted(float((w * draws).sum()), pareto_k=float(k), ess=float(1 / (w**2).sum()))
+    means = {name: np.tensordot(w, v, axes=(0, 0)) for name, v in draws.items()}
+    return Reweighted(means, pareto_k=float(k), ess=float(1 / (w**2).sum()))
 
 
 class _quiet_pymc:

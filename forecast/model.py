@@ -161,6 +161,8 @@ def build_model(
         coords["evidence"] = evidence
     if groups:
         coords["group"] = groups
+    if spec.decision is not None:
+        coords["option"] = list(spec.decision.options)
     if data is not None:
         coords["round"] = data.round_id
 
@@ -261,5 +263,26 @@ def build_model(
             logit_p = logit_p + pt.log(lr).sum()
         p_signal = pm.math.sigmoid(logit_p)
         rounds = spec.question.rounds
-        pm.Deterministic("p_success", -pt.expm1(rounds * pt.log1p(-p_signal)))
+        p_success = pm.Deterministic("p_success", -pt.expm1(rounds * pt.log1p(-p_signal)))
+        if spec.decision is not None:
+            option_values(spec, var, p_success)
     return model
+
+
+def option_values(spec: Scenario, var: dict, p_success) -> None:
+    """Each option's value per draw (PRODUCT §5), as ``option_value`` (dims ``option``).
+
+    value = p·value_of_success + Σ P(when)·P(consequence | when)·value, with
+    P(always) = 1, P(success) = p and P(failure) = 1 − p, p the option's P(success).
+    """
+    d = spec.decision
+    values = []
+    for name, opt in d.options.items():
+        p = p_success if opt.p_success == "model" else var[f"decision.options.{name}.p_success"]
+        total = p * var["decision.value_of_success"]
+        for cname, c in opt.consequences.items():
+            base = f"decision.options.{name}.consequences.{cname}"
+            when = {"always": 1.0, "success": p, "failure": 1 - p}[c.when]
+            total = total + when * var[f"{base}.probability"] * var[f"{base}.value"]
+        values.append(total)
+    pm.Deterministic("option_value", pt.stack(values), dims="option")

@@ -227,6 +227,42 @@ class Words(Strict):
         return words
 
 
+class Consequence(Strict):
+    section = "a consequence"
+    label: Text | None = None
+    probability: ProbabilityBelief
+    value: ValueBelief
+    when: Literal["always", "success", "failure"] = "always"
+    why: Text | None = None
+
+
+def _option_p_success(raw: Any) -> Any:
+    if raw == "model" or isinstance(raw, Belief):
+        return raw
+    return parse_belief(raw, "probability")
+
+
+class Option(Strict):
+    section = "an option"
+    label: Text | None = None
+    p_success: Annotated[
+        Literal["model"] | Belief,
+        BeforeValidator(_option_p_success),
+        WithJsonSchema({"anyOf": [{"const": "model"}, _belief_schema("probability")]}),
+    ]
+    why: Text | None = None
+    consequences: dict[str, Consequence] = Field(default_factory=dict)
+
+
+class Decision(Strict):
+    section = "decision"
+    question: Text
+    value_scale: Text
+    value_of_success: ValueBelief
+    why: Text | None = None
+    options: dict[str, Option] = Field(min_length=2)
+
+
 class Scenario(Strict):
     """A validated scenario (PRODUCT §1)."""
 
@@ -242,7 +278,7 @@ class Scenario(Strict):
     reference: Reference | None = None
     sampling: Sampling = Field(default_factory=Sampling)
     words: Words | None = None
-    decision: Any = None
+    decision: Decision | None = None
 
     @field_validator("factors", "stages", "evidence")
     @classmethod
@@ -308,6 +344,30 @@ def assumptions(s: Scenario) -> list[Assumption]:
                 f"evidence.{name}.likelihood_ratio", ev.likelihood_ratio, ev.why, ev.label or name
             )
         )
+    if s.decision is not None:
+        d = s.decision
+        out.append(
+            Assumption("decision.value_of_success", d.value_of_success, d.why, "value of success")
+        )
+        for name, opt in d.options.items():
+            if opt.p_success != "model":
+                out.append(
+                    Assumption(
+                        f"decision.options.{name}.p_success",
+                        opt.p_success,
+                        opt.why,
+                        f"{opt.label or name}: P(success)",
+                    )
+                )
+            for cname, c in opt.consequences.items():
+                base = f"decision.options.{name}.consequences.{cname}"
+                label = f"{opt.label or name}: {c.label or cname}"
+                out.append(
+                    Assumption(
+                        f"{base}.probability", c.probability, c.why, f"{label} (probability)"
+                    )
+                )
+                out.append(Assumption(f"{base}.value", c.value, c.why, f"{label} (value)"))
     return out
 
 
@@ -524,7 +584,12 @@ def cross_check(sc: Loaded) -> tuple[list[Problem], list[Problem]]:
         problems.append(Problem(msg, f, sc.line_of(loc), ".".join(map(str, loc))))
 
     if s.decision is not None:
-        problem(("decision",), "decisions are not supported yet in this version of forecast")
+        for name in s.decision.options:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                problem(
+                    ("decision", "options", name),
+                    f"'{name}' is not a valid name: use letters, digits and underscores",
+                )
     ranges = scale_ranges(s.words.model_dump() if s.words else None)
     from forecast.beliefs import SCALE_OF_ROLE
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def write_scenario(tmp_path):
 
     def write(body: str, csv: str | None = None, id: str = "test", name: str = "s.yaml") -> Path:
         head = MINIMAL.format(id=id)
-        if "question:" in body:  # the body brings its own question
+        if re.search(r"^question:", body, re.M):  # the body brings its own question
             head = "\n".join(line for line in head.splitlines() if not line.startswith("question:"))
         text = head + textwrap.dedent(body)
         path = tmp_path / name

@@ -27,6 +27,14 @@ def make_figures(prep, fit) -> dict[str, str]:
             out["rank"] = figures.rank_plot(tree, free)
     elif free:
         out["assumptions"] = figures.distributions(tree, free, "prior", "value of the belief")
+    spec = prep.loaded.spec
+    if spec.decision is not None:
+        values = tree[group]["option_value"]
+        out["decision"] = figures.overlaid_p_success(
+            {o: values.sel(option=o).values.ravel() for o in spec.decision.options},
+            dim="option",
+            xlabel=f"value of the option ({spec.decision.value_scale})",
+        )
     return out
 
 

@@ -18,6 +18,26 @@ def _pct(x: float | None, signed: bool = False) -> str:
     return f"{x:+.1%}" if signed else f"{x:.1%}"
 
 
+def _recommendation_lines(pair: dict[str, Any]) -> list[str]:
+    recs = pair.get("recommendations") or {}
+    if not any(recs.values()):
+        return []
+    out = [
+        "Recommended: "
+        + "; ".join(f"`{k}` → **{v or '(no decision)'}**" for k, v in recs.items())
+        + "."
+    ]
+    if pair["flips"]:
+        out.append(
+            f"Swapped into `{pair['a']}` alone, these flip its recommendation: "
+            + ", ".join(f"`{p}`" for p in pair["flips"])
+            + "."
+        )
+    else:
+        out.append(f"No single assumption of `{pair['b']}` flips `{pair['a']}`'s recommendation.")
+    return [*out, ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = ["# Comparison", "", "| scenario | P(success) | 90% HDI |", "|---|---:|---|"]
     for label, s in result["scenarios"].items():
@@ -33,6 +53,7 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             f"P({a} > {b}) = {pair['p_a_greater']:.2f} (draws paired independently, ties count one half).",
             "",
+            *_recommendation_lines(pair),
             f"### What explains the gap: each assumption of `{b}` swapped into `{a}` alone",
             "",
             "| path | P(success) of A | with B's version | change | method (Pareto k) |",
@@ -70,6 +91,11 @@ def html(result: dict[str, Any], figures: dict[str, str]) -> str:
         parts += [
             f"<h2>{a} vs {b}</h2>",
             f"<p>P({a} &gt; {b}) = <b>{pair['p_a_greater']:.2f}</b> (draws paired independently, ties count one half).</p>",
+            *[
+                f"<p>{escape(line).replace('**', '')}</p>"
+                for line in _recommendation_lines(pair)
+                if line
+            ],
             f"<h3>What explains the gap</h3><p>Each assumption of <code>{b}</code> swapped into <code>{a}</code> alone; "
             "bars show how far P(success) moves from A's value.</p>",
         ]

@@ -124,8 +124,12 @@ def rank_plot(tree, var_names: list[str]) -> str:
     return _finish(pc, "fractional rank of the draw (one line per chain)")
 
 
-def overlaid_p_success(draws: dict[str, Any]) -> str:
-    """P(success) of several scenarios on one axis (arviz_plots, colour by scenario)."""
+def overlaid_p_success(
+    draws: dict[str, Any],
+    dim: str = "scenario",
+    xlabel: str = "probability that the talks succeed (dot: mean)",
+) -> str:
+    """Several distributions on one axis (arviz_plots, colour by ``dim``)."""
     import numpy as np
     import xarray as xr
 
@@ -133,20 +137,20 @@ def overlaid_p_success(draws: dict[str, Any]) -> str:
     n = min(len(d) for d in draws.values())
     stacked = np.stack([np.asarray(d)[:n] for d in draws.values()], axis=-1)[None]
     ds = xr.Dataset(
-        {"p_success": (("chain", "draw", "scenario"), stacked)},
-        coords={"scenario": list(draws)},
+        {"p_success": (("chain", "draw", dim), stacked)},
+        coords={dim: list(draws)},
     )
     pc = azp.plot_dist(
         xr.DataTree.from_dict({"posterior": ds}),
         var_names=["p_success"],
         cols=[],
-        aes={"color": ["scenario"]},
+        aes={"color": [dim]},
         backend="matplotlib",
         visuals={"point_estimate_text": False, "credible_interval": False},
         figure_kwargs={"figsize": (7, 3)},
     )
-    pc.add_legend("scenario")
-    return _finish(pc, "probability that the talks succeed (dot: mean)")
+    pc.add_legend(dim)
+    return _finish(pc, xlabel)
 
 
 def tornado(

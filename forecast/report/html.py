@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from forecast.report.tables import answer_sentence, fmt_interval, written
+from forecast.report.tables import answer_sentence, decision_sentence, fmt_interval, written
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1020px;margin:2em auto;padding:0 1em;color:#1b1b1b}
@@ -23,6 +23,45 @@ table.assumptions td:first-child{width:34%}table.assumptions td:last-child{width
 
 def _fig(uri: str | None, alt: str) -> str:
     return f'<img src="{uri}" alt="{escape(alt)}">' if uri else ""
+
+
+def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
+    """What the author's assumptions say to do, and which belief could change that."""
+    d = summary["decision"]
+    quotes = {a["path"]: a["why"] for a in summary["assumptions"]}
+    sentence = escape(decision_sentence(d)).replace("**", "")
+    parts = [
+        "<h2>Decision</h2>",
+        f"<p class='answer'>{sentence}</p>",
+        f"<p>Values on the scale: {escape(d['value_scale'])}.</p>",
+        _fig(figures.get("decision"), "Distribution of each option's value"),
+        "<table><tr><th>option</th><th>mean value</th><th>90% HDI</th><th>P(best)</th></tr>",
+    ]
+    for name, o in d["options"].items():
+        label = f" — {escape(o['label'])}" if o.get("label") else ""
+        parts.append(
+            f"<tr><td><code>{escape(name)}</code>{label}</td><td class='num'>{o['mean']:.1f}</td>"
+            f"<td class='num'>{o['hdi_90'][0]:.1f} – {o['hdi_90'][1]:.1f}</td><td class='num'>{o['p_best']:.2f}</td></tr>"
+        )
+    parts += [
+        "</table>",
+        f"<p>Expected value of perfect information (EVPI): <b>{d['evpi']:.2f}</b>. Per belief, the expected "
+        "value of partial perfect information (EVPPI) — how much knowing that one belief exactly would be "
+        f"worth — and the best option when the belief sits in its lowest or highest tenth. Estimator: "
+        f"{escape(d['evppi_estimator'])}.</p>",
+        "<table><tr><th>belief</th><th>EVPPI</th><th>best if low</th><th>best if high</th><th>why</th></tr>",
+    ]
+    for path, value in d["evppi"].items():
+        f = d["flips"][path]
+        flag = " <b>(flips)</b>" if f["flips"] else ""
+        why = quotes.get(path)
+        quote = f"<blockquote>“{escape(why)}”</blockquote>" if why else ""
+        parts.append(
+            f"<tr><td><code>{escape(path)}</code>{flag}</td><td class='num'>{value:.2f}</td>"
+            f"<td>{escape(f['best_when_low'])}</td><td>{escape(f['best_when_high'])}</td><td>{quote}</td></tr>"
+        )
+    parts.append("</table>")
+    return "\n".join(parts)
 
 
 def render(
@@ -76,8 +115,12 @@ def render(
             f"<tr><td><code>{escape(name)}</code>{label}</td><td class='num'>{st['mean']:.1%}</td>"
             f"<td class='num'>{st['hdi_90'][0]:.1%} – {st['hdi_90'][1]:.1%}</td></tr>"
         )
+    if summary.get("decision"):
+        parts += ["</table>", decision_section(summary, figures)]
+    else:
+        parts.append("</table>")
     parts += [
-        "</table><h2>Assumptions</h2>",
+        "<h2>Assumptions</h2>",
         "<p>Each belief as the author would state it, the distribution it became, and what the "
         "reference data made of it.</p>",
         "<table class='assumptions'><tr><th>assumption</th><th>prior</th><th>posterior</th><th>why (the quote it rests on)</th></tr>",

@@ -108,6 +108,12 @@ def build_summary(prep, fit) -> dict[str, Any]:
             "rounds_not_yet_known": 0 if data is None else data.n_unknown_outcome,
         }
     settings = prep.settings
+    decision = None
+    if spec.decision is not None:
+        from forecast.decision import summarise
+
+        beliefs = [a.path for a in assumptions(spec) if not prep.priors[a.path].is_constant]
+        decision = summarise(draws, spec, beliefs)
     summary = {
         "schema": SCHEMA_VERSION,
         "id": spec.id,
@@ -129,6 +135,7 @@ def build_summary(prep, fit) -> dict[str, Any]:
         "stages": stages,
         "assumptions": rows,
         "diagnostics": {k: v for k, v in fit.diagnostics.items()},
+        **({"decision": decision} if decision is not None else {}),
         "case_states": "exact" if len(spec.factors) <= 12 else "monte carlo",
         "reference": reference,
         "warnings": [w.message if not w.field else f"{w.field}: {w.message}" for w in prep.warnings]
@@ -164,6 +171,17 @@ def answer_sentence(summary: dict[str, Any]) -> str:
     return (
         f"On {basis} the talks succeed with probability {p['mean']:.0%} "
         f"(90% interval {lo:.0%}–{hi:.0%})."
+    )
+
+
+def decision_sentence(decision: dict[str, Any]) -> str:
+    """Which option the author's own assumptions favour, and how sure that is."""
+    best = decision["recommended"]
+    o = decision["options"][best]
+    return (
+        f"{decision['question']} On these assumptions: **{best}** "
+        f"(expected value {o['mean']:.1f}; best in {o['p_best']:.0%} of draws; "
+        f"value of perfect information {decision['evpi']:.2f})."
     )
 
 
