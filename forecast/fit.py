@@ -67,7 +67,14 @@ def seeds(seed: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def _vectorised_draws(model, names: list[str], n: int, seed: int, with_loglik: bool = False):
+def _vectorised_draws(
+    model,
+    names: list[str],
+    n: int,
+    seed: int,
+    with_loglik: bool = False,
+    given: dict[str, np.ndarray] | None = None,
+):
     """``n`` exact prior draws of ``names`` (and the data log-likelihood) in one call.
 
     The model's own graph is vectorised: each free variable is redrawn with a leading
@@ -76,6 +83,7 @@ def _vectorised_draws(model, names: list[str], n: int, seed: int, with_loglik: b
     ``pm.sample_prior_predictive`` (measured 0.5 s against 2.3 s for 4,000 draws).
     """
     import pymc as pm
+    import pytensor.tensor as pt
     from pymc.distributions.shape_utils import change_dist_size
     from pytensor.compile.ops import ViewOp
     from pytensor.graph.replace import vectorize_graph
@@ -90,7 +98,13 @@ def _vectorised_draws(model, names: list[str], n: int, seed: int, with_loglik: b
         rv = model["outcomes"]
         observed = model.rvs_to_values[rv]
         outputs.append(pm.logp(rv, observed).sum(axis=-1))  # over rounds, per draw
-    batched = {rv: change_dist_size(rv, new_size=(n,), expand=True) for rv in free}
+    given = given or {}
+    batched = {
+        rv: pt.constant(given[rv.name])
+        if rv.name in given
+        else change_dist_size(rv, new_size=(n,), expand=True)
+        for rv in free
+    }
     outputs = vectorize_graph(outputs, replace=batched)
     values = pm.draw(outputs, random_seed=seed, mode=FORWARD_MODE)
     values = list(values) if isinstance(values, list | tuple) else [values]
@@ -207,7 +221,7 @@ def run_fit(
 
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
-    prior_seed, nuts_seed = seeds(seed, 2)
+    prior_seed, nuts_seed, exact_seed = seeds(seed, 3)
     say("drawing from the prior")
     prior = forward_sample(model, draws, chains, prior_seed)
     notes: list[str] = []
@@ -241,12 +255,50 @@ def run_fit(
             compute_convergence_checks=False,
             nuts={"chain_method": _chain_method(chains)},
         )
+        learned = data_dependent(model)
+        if len(learned) < len(model.free_RVs):
+            exact_unlearned(model, tree, learned, exact_seed)
         say("computing log densities")
         pm.stats.compute_log_likelihood(tree, model=model, progressbar=False, backend="jax")
         pm.stats.compute_log_prior(tree, model=model, progressbar=False, backend="jax")
     tree["prior"] = xr.DataTree(prior)
-    diag = diagnostics(tree, [v.name for v in model.free_RVs], chains)
+    diag = diagnostics(tree, learned, chains)
     return Fit(tree, "nuts", diag, time.perf_counter() - start, notes)
+
+
+def data_dependent(model) -> list[str]:
+    """Free variables the reference data bear on (ancestors of the observed outcomes)."""
+    from pytensor.graph.traversal import ancestors
+
+    if "outcomes" not in model.named_vars:
+        return []
+    upstream = set(ancestors([model["outcomes"]]))
+    return [rv.name for rv in model.free_RVs if rv in upstream]
+
+
+def exact_unlearned(model, tree, learned: list[str], seed: int) -> None:
+    """Replace NUTS draws of beliefs the data do not touch by exact prior draws.
+
+    The posterior factorises: a belief no data bear on (whether a factor holds now, an
+    evidence ratio, a decision's values) keeps its prior, independent of the rest. Exact
+    draws are better than MCMC ones, and the deterministics are recomputed from them.
+    """
+    import xarray as xr
+
+    post = tree["posterior"].to_dataset()
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
+    n = chains * draws
+    given = {
+        name: post[name].transpose("chain", "draw", ...).values.reshape(n, *post[name].shape[2:])
+        for name in learned
+    }
+    names = [rv.name for rv in model.free_RVs if rv.name not in given]
+    names += [v.name for v in model.deterministics]
+    values = _vectorised_draws(model, names, n, seed, given=given)
+    for name, value in zip(names, values, strict=True):
+        old = post[name]
+        post[name] = (old.dims, value.reshape(old.shape), old.attrs)
+    tree["posterior"] = xr.DataTree(post)
 
 
 def _chain_method(chains: int) -> str:

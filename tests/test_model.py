@@ -226,3 +226,30 @@ def test_monte_carlo_case_beyond_twelve_factors(write_scenario, tmp_path):
     )
     # 4096 Monte Carlo states: the per-state sd is < 0.1, so the error is < 0.002 (1.5 sd)
     assert result.summary["p_success"]["mean"] == pytest.approx(exact, abs=0.005)
+
+
+@pytest.mark.slow
+def test_beliefs_the_data_do_not_touch_keep_their_exact_prior(write_scenario, tmp_path):
+    """`holds` never meets the reference data: its posterior draws are exact prior draws."""
+    path = write_scenario(
+        """
+        factors:
+          leader: {holds: {beta: [2, 5]}, column: leader}
+        stages:
+          agreement:
+            base_rate: {belief: {beta: [2, 8]}}
+            effects: {leader: {odds_ratio: lowers}}
+            column: agreement
+        reference: {data: rounds.csv}
+        sampling: {draws: 1000, chains: 4, seed: 9}
+        """,
+        csv="round_id,start_date,agreement,leader,source\n"
+        + "\n".join(f"r{i},2010-01-{i + 1:02d},{int(i < 4)},{i % 2},x" for i in range(20)),
+    )
+    result = api.run(api.prepare(path), out=tmp_path)
+    draws = result.fit.tree["posterior"]["factors.leader.holds"].values.ravel()
+    # 4,000 exact Beta(2, 5) draws: a KS test at 1% rejects a correct sampler 1% of the time
+    assert stats.kstest(draws, stats.beta(2, 5).cdf).pvalue > 0.01
+    # and the forecast was recomputed from them: p_success varies with holds as it should
+    p = result.fit.tree["posterior"]["p_success"].values.ravel()
+    assert np.corrcoef(draws, p)[0, 1] < -0.1  # the leader lowers the odds
