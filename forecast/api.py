@@ -175,12 +175,33 @@ def run(
     """
     from forecast.report import write_report
 
-    _model, result = fit_prepared(prep, progress)
+    model, result = fit_prepared(prep, progress)
+    if result.method == "nuts":
+        if progress:
+            progress("model checks (posterior predictive, LOO)")
+        result.checks = model_checks(prep, model, result)
     if progress:
         progress("writing the report")
     folder = Path(out) / prep.folder_name
     summary = write_report(prep, result, folder)
     return RunResult(summary, folder, result)
+
+
+def model_checks(prep: Prepared, model, result) -> dict[str, Any]:
+    """Posterior predictive rates per stage and group, LOO, and the plain-language notes."""
+    from forecast.checks import loo_summary, ppc_rates
+    from forecast.fit import data_dependent, stage_pass_probabilities
+
+    posterior = result.tree["posterior"].to_dataset()
+    p_pass = stage_pass_probabilities(model, posterior, prep.settings.seed)
+    stages = list(prep.loaded.spec.stages)
+    rows, arrays = ppc_rates(p_pass, prep.data, stages, prep.settings.seed)
+    return {
+        "ppc": rows,
+        "ppc_arrays": arrays,
+        "loo": loo_summary(result.tree),
+        "learned": data_dependent(model),
+    }
 
 
 def summary_json(summaries: list[dict[str, Any]]) -> str:

@@ -52,6 +52,7 @@ class Fit:
     diagnostics: dict[str, Any]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)  # model checks, when there are data
 
     @property
     def passed(self) -> bool:
@@ -74,6 +75,7 @@ def _vectorised_draws(
     seed: int,
     with_loglik: bool = False,
     given: dict[str, np.ndarray] | None = None,
+    extra: list | None = None,
 ):
     """``n`` exact prior draws of ``names`` (and the data log-likelihood) in one call.
 
@@ -98,6 +100,7 @@ def _vectorised_draws(
         rv = model["outcomes"]
         observed = model.rvs_to_values[rv]
         outputs.append(pm.logp(rv, observed).sum(axis=-1))  # over rounds, per draw
+    outputs += list(extra or [])
     given = given or {}
     batched = {
         rv: pt.constant(given[rv.name])
@@ -325,3 +328,32 @@ def diagnostics(tree, free: list[str], chains: int) -> dict[str, Any]:
         "method": "nuts",
         "passed": passed,
     }
+
+
+def stage_pass_probabilities(model, posterior, seed: int = 0) -> np.ndarray:
+    """P(round i passes stage s | it reached s), per posterior draw: (draw, round, stage).
+
+    Read off the outcomes' own log-density (so unknown factor values are summed over
+    exactly as in the fit): log P(pass stages ≤ s) − log P(pass stages < s).
+    """
+    import pymc as pm
+
+    rv = model["outcomes"]
+    n_rounds, n_stages = model.rvs_to_values[rv].type.shape
+    learned = [name for name in data_dependent(model) if name in posterior]
+    n = posterior.sizes["chain"] * posterior.sizes["draw"]
+    given = {
+        name: posterior[name]
+        .transpose("chain", "draw", ...)
+        .values.reshape(n, *posterior[name].shape[2:])
+        for name in learned
+    }
+    extra = []
+    for s in range(n_stages):
+        value = np.full((n_rounds, n_stages), -1, dtype="int64")
+        value[:, : s + 1] = 1
+        extra.append(pm.logp(rv, value))
+    values = _vectorised_draws(model, [], n, seed, given=given, extra=extra)
+    log_reach = np.stack(values, axis=-1)  # (draw, round, stage): log P(pass stages <= s)
+    previous = np.concatenate([np.zeros_like(log_reach[..., :1]), log_reach[..., :-1]], axis=-1)
+    return np.exp(log_reach - previous)

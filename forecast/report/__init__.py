@@ -27,6 +27,10 @@ def make_figures(prep, fit) -> dict[str, str]:
             out["rank"] = figures.rank_plot(tree, free)
     elif free:
         out["assumptions"] = figures.distributions(tree, free, "prior", "value of the belief")
+    if fit.checks.get("ppc_arrays"):
+        out["ppc"] = figures.ppc_rates(
+            fit.checks["ppc_arrays"], fit.tree["posterior"].sizes["chain"]
+        )
     spec = prep.loaded.spec
     if spec.decision is not None:
         values = tree[group]["option_value"]

@@ -22,6 +22,7 @@ def _setup():
     warnings.filterwarnings("ignore", category=FutureWarning)
     # a constant (a belief written as a bare number) has a degenerate density; that is fine
     warnings.filterwarnings("ignore", message="Your data appears to have a single value")
+    warnings.filterwarnings("ignore", message=".*look binary.*")
 
     matplotlib.use("Agg")
     import arviz_plots as azp
@@ -180,3 +181,28 @@ def tornado(
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return _png(fig)
+
+
+def ppc_rates(arrays: dict[str, tuple[Any, Any]], chains: int) -> str:
+    """Posterior predictive check: replicated pass rate per stage and group vs observed."""
+    import numpy as np
+    import xarray as xr
+
+    azp = _setup()
+    pp, ob = {}, {}
+    for i, (name, (rep, obs)) in enumerate(arrays.items()):
+        dim = f"obs{i}"
+        pp[name] = (("chain", "draw", dim), rep.reshape(chains, -1, rep.shape[1]))
+        ob[name] = ((dim,), np.asarray(obs))
+    tree = xr.DataTree.from_dict(
+        {"posterior_predictive": xr.Dataset(pp), "observed_data": xr.Dataset(ob)}
+    )
+    n = len(arrays)
+    pc = azp.plot_ppc_tstat(
+        tree,
+        t_stat="mean",
+        backend="matplotlib",
+        col_wrap=min(n, 4),
+        figure_kwargs={"figsize": (3.2 * min(n, 4), 2.4 * ((n + 3) // 4))},
+    )
+    return _finish(pc, "pass rate (curve: replicated; dot: observed)")

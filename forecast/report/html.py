@@ -25,6 +25,36 @@ def _fig(uri: str | None, alt: str) -> str:
     return f'<img src="{uri}" alt="{escape(alt)}">' if uri else ""
 
 
+def checks_section(checks: dict[str, Any], figures: dict[str, str]) -> str:
+    parts = [
+        "<h3>Posterior predictive check</h3>",
+        "<p>Each stage's pass rate per group in the reference rounds, against rates replicated from the fitted model. "
+        "A small p means the model finds the observed rate surprising.</p>",
+        _fig(figures.get("ppc"), "Replicated vs observed pass rates"),
+        "<table><tr><th>stage</th><th>group</th><th>rounds</th><th>observed</th><th>replicated (90%)</th><th>p</th></tr>",
+    ]
+    for r in checks["ppc"]:
+        lo, hi = r["replicated_90"]
+        parts.append(
+            f"<tr><td>{escape(r['stage'])}</td><td>{escape(r['group'])}</td><td class='num'>{r['rounds']}</td>"
+            f"<td class='num'>{r['observed_rate']:.2f}</td><td class='num'>{r['replicated_mean']:.2f} ({lo:.2f}–{hi:.2f})</td>"
+            f"<td class='num'>{r['p_value']:.2f}</td></tr>"
+        )
+    parts.append("</table>")
+    loo = checks.get("loo")
+    if loo:
+        parts.append(
+            f"<p>Leave-one-round-out cross-validation (PSIS-LOO, ArviZ): ELPD {loo['elpd_loo']} (SE {loo['se']}), "
+            f"effective parameters {loo['p_loo']}, Pareto k max {loo['pareto_k_max']} "
+            f"({loo['pareto_k_above_0_7']} of {loo['rounds']} rounds above 0.7).</p>"
+        )
+    if checks["notes"]:
+        parts.append("<h3>What the data did to the assumptions</h3><ul>")
+        parts += [f"<li>{escape(n)}</li>" for n in checks["notes"]]
+        parts.append("</ul>")
+    return "\n".join(parts)
+
+
 def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
     """What the author's assumptions say to do, and which belief could change that."""
     d = summary["decision"]
@@ -150,6 +180,9 @@ def render(
         parts.append(
             "<p>No reference data: the forecast is the prior, sampled forward exactly. No MCMC, so no R-hat or ESS.</p>"
         )
+    checks = summary.get("checks")
+    if checks:
+        parts.append(checks_section(checks, figures))
     ref = summary.get("reference")
     if ref:
         ids = ", ".join(ref["round_ids"]) or "none"

@@ -136,6 +136,7 @@ def build_summary(prep, fit) -> dict[str, Any]:
         "assumptions": rows,
         "diagnostics": {k: v for k, v in fit.diagnostics.items()},
         **({"decision": decision} if decision is not None else {}),
+        "checks": _checks(fit, rows),
         "case_states": "exact" if len(spec.factors) <= 12 else "monte carlo",
         "reference": reference,
         "warnings": [w.message if not w.field else f"{w.field}: {w.message}" for w in prep.warnings]
@@ -158,6 +159,47 @@ def build_summary(prep, fit) -> dict[str, Any]:
         },
     }
     return summary
+
+
+def _checks(fit, rows: list[dict]) -> dict[str, Any] | None:
+    if not fit.checks:
+        return None
+    from forecast.checks import assumption_notes
+
+    return {
+        "ppc": fit.checks["ppc"],
+        "loo": fit.checks["loo"],
+        "notes": assumption_notes(rows, set(fit.checks["learned"])),
+        "learned": fit.checks["learned"],
+    }
+
+
+def checks_markdown(checks: dict[str, Any] | None) -> list[str]:
+    if not checks:
+        return []
+    lines = [
+        "",
+        "## Model checks",
+        "",
+        "| stage | group | rounds | observed rate | replicated (90%) | p |",
+        "|---|---|---:|---:|---|---:|",
+    ]
+    for r in checks["ppc"]:
+        lo, hi = r["replicated_90"]
+        lines.append(
+            f"| {r['stage']} | {r['group']} | {r['rounds']} | {r['observed_rate']:.2f} | "
+            f"{r['replicated_mean']:.2f} ({lo:.2f}–{hi:.2f}) | {r['p_value']:.2f} |"
+        )
+    loo = checks.get("loo")
+    if loo:
+        lines += [
+            "",
+            f"LOO: ELPD {loo['elpd_loo']} (SE {loo['se']}), p_loo {loo['p_loo']}, Pareto k max "
+            f"{loo['pareto_k_max']} ({loo['pareto_k_above_0_7']} of {loo['rounds']} rounds above 0.7).",
+        ]
+    if checks["notes"]:
+        lines += [""] + [f"- {n}" for n in checks["notes"]]
+    return lines
 
 
 def answer_sentence(summary: dict[str, Any]) -> str:
@@ -252,6 +294,7 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append(
             f"Reference: {r['rounds']} rounds from `{r['data']}` known before {r['before']}."
         )
+    lines += checks_markdown(summary.get("checks"))
     if summary["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
     p = summary["provenance"]
