@@ -593,3 +593,79 @@ def power_scaling(posterior_nc: Path, var_names: list[str]) -> list[dict[str, An
         }
         for name, row in table.iterrows()
     ]
+
+
+def backtest(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    draws: int | None = None,
+    chains: int | None = None,
+    seed: int | None = None,
+    out: str | Path = DEFAULT_OUT,
+    allow_outside: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """Walk the reference rounds in date order, forecasting each from those known before it.
+
+    Scores the forecasts (Brier, log score) beside a running base rate and the
+    scenario's priors alone, and adds ``backtest.json``, figures and a section of
+    ``report.html`` to the scenario's report folder (fitting it first if needed).
+    """
+    from forecast import backtest as bt
+    from forecast.errors import ScenarioError
+    from forecast.model import build_model
+
+    say = progress or (lambda _m: None)
+    prep = prepare(
+        path, overrides, draws=draws, chains=chains, seed=seed, allow_outside=allow_outside
+    )
+    if prep.data is None:
+        raise ScenarioError.one(
+            "backtest needs reference data with outcomes: add a reference: section",
+            prep.loaded.path,
+            prep.loaded.line_of(("reference",)),
+            "reference",
+        )
+    folder = Path(out) / prep.folder_name
+    if not (folder / "summary.json").is_file():
+        say("no report yet: fitting first")
+        run(prep, out, progress)
+    say(f"forecasting {prep.data.n_rounds} rounds from the rounds before each")
+    model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
+    import xarray as xr
+
+    tree = xr.open_datatree(folder / "posterior.nc", engine="h5netcdf")
+    posterior = tree["posterior"].to_dataset() if "posterior" in tree.children else None
+
+    def refit(t: int, known) -> float:
+        say(f"refitting for {prep.data.round_id[t]} (Pareto k > 0.7)")
+        return bt.refit_round(prep.loaded.spec, prep.priors, prep.data, t, known, prep.settings)
+
+    result = bt.forecasts(model, prep.data, prep.loaded.spec, prep.settings.seed, posterior, refit)
+    rows = result["rounds"]
+    unreliable = [r["round_id"] for r in rows if not r["reliable"]]
+    result["refits"] = [r["round_id"] for r in rows if r["proposal"] == "refit"]
+    result.update(
+        {
+            "schema": 1,
+            "id": prep.id,
+            **bt.scores(rows, "p"),
+            "baselines": {
+                "running_base_rate": bt.scores(rows, "p_running_base_rate"),
+                "priors_only": bt.scores(rows, "p_priors_only"),
+            },
+            "method": f"sequential importance sampling (PSIS, as in leave-future-out): for each round, either "
+            f"{bt.DRAWS:,} prior draws weighted by the likelihood of the outcomes known strictly before its "
+            "start date, or the report's posterior draws weighted by the inverse likelihood of the outcomes "
+            "not yet known, whichever has the smaller Pareto k, and a NUTS refit on the earlier rounds "
+            "where both k exceed 0.7; the forecast is P(the round passes its first stage | its factor "
+            "values, its group)",
+            "unreliable_rounds": unreliable,
+            "outcome": f"the first stage, {next(iter(prep.loaded.spec.stages))}",
+        }
+    )
+    from forecast.report.backtest import write_backtest
+
+    write_backtest(result, folder)
+    return result, folder

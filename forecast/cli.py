@@ -323,6 +323,66 @@ def sensitivity(
 
 
 @app.command()
+def backtest(
+    scenario: Annotated[
+        Path, typer.Argument(help="Scenario file (YAML) with reference data.", show_default=False)
+    ],
+    set_: SetOpt = None,
+    draws: DrawsOpt = None,
+    chains: ChainsOpt = None,
+    seed: SeedOpt = None,
+    json_out: JsonOpt = False,
+    out: OutOpt = Path("reports"),
+    allow_outside: OutsideOpt = False,
+) -> None:
+    """Forecast each reference round from the rounds before it, and score the forecasts."""
+    from forecast import api
+    from forecast.errors import ScenarioError
+
+    err = _console()
+    try:
+        with err.status("backtest") as status:
+            result, folder = api.backtest(
+                scenario,
+                set_ or [],
+                draws=draws,
+                chains=chains,
+                seed=seed,
+                out=out,
+                allow_outside=allow_outside,
+                progress=lambda msg: status.update(_escape(msg)),
+            )
+    except ScenarioError as e:
+        _problems(e, err)
+        raise typer.Exit(2) from None
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    console = _console(stderr=False)
+    t = Table(
+        title=f"forecast backtest: {result['id']}, {len(result['rounds'])} rounds",
+        title_justify="left",
+    )
+    for col in ("forecaster", "Brier (lower is better)", "log score (higher is better)"):
+        t.add_column(col, justify="left" if col == "forecaster" else "right")
+    t.add_row(
+        "scenario (priors + earlier rounds)", f"{result['brier']:.3f}", f"{result['log_score']:.3f}"
+    )
+    for name, sc in result["baselines"].items():
+        t.add_row(name.replace("_", " "), f"{sc['brier']:.3f}", f"{sc['log_score']:.3f}")
+    console.print(t)
+    if result["unreliable_rounds"]:
+        console.print(
+            f"[yellow]Pareto k > 0.7 for {len(result['unreliable_rounds'])} round(s); see the report[/]"
+        )
+    console.print(f"report: {folder / 'report.html'}")
+
+
+@app.command()
 def check(
     scenarios: Annotated[
         list[Path], typer.Argument(help="Scenario files (YAML).", show_default=False)

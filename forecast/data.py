@@ -41,6 +41,7 @@ class ReferenceData:
     y: np.ndarray
     n_filtered: int
     n_unknown_outcome: int
+    end: list[dt.date] | None = None
 
     @property
     def n_rounds(self) -> int:
@@ -255,4 +256,5 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         y=y[has_outcome],
         n_filtered=len(df),
         n_unknown_outcome=int((~has_outcome).sum()),
+        end=[d.date() for d in end[has_outcome]],
     )
