@@ -133,18 +133,23 @@ def test_sensitivity_prior_only(write_scenario, tmp_path):
 @pytest.mark.slow
 def test_reweighted_agrees_with_refit_on_a_bundled_scenario(tmp_path):
     """PSIS-reweighted prior draws against NUTS for the Diplomat view with a changed belief."""
-    from forecast.fit import run_fit
+    import arviz_stats as azs
+
+    from forecast.fit import prior_importance, run_fit
     from forecast.model import build_model
 
     prep = api.prepare(BUNDLED[1], ["stages.agreement.base_rate.belief=likely"])
-    reweighted = api.evaluate(prep)
-    assert reweighted.method == "reweighted" and reweighted.pareto_k < 0.7
     model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
+    reweighted = prior_importance(model, api.VARIANT_DRAWS, prep.settings.seed)
+    assert reweighted.reliable
     fitted = run_fit(model, has_data=True, draws=1000, chains=4, seed=5)
-    refit = float(fitted.tree["posterior"]["p_success"].mean())
-    # sd of P(success) is about 0.07: NUTS (ESS > 3000) and PSIS (ESS > 5000) means each
-    # carry a Monte Carlo error near 0.0013, so 0.006 is over three standard errors
-    assert reweighted.p_success == pytest.approx(refit, abs=0.006)
+    draws = fitted.tree["posterior"]["p_success"]
+    refit = float(draws.mean())
+    # Monte Carlo standard errors of both means: NUTS from ArviZ's MCSE, PSIS from the
+    # effective sample size of its weights; they must agree within four of their combined se
+    se_nuts = float(azs.mcse(draws, method="mean"))
+    se_psis = float(draws.std()) / reweighted.ess**0.5
+    assert abs(reweighted.p_success - refit) < 4 * (se_nuts**2 + se_psis**2) ** 0.5
 
 
 @pytest.mark.slow
