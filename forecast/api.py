@@ -253,16 +253,82 @@ def prepare_raw(raw: dict[str, Any], like: Prepared, allow_outside: bool = False
     return Prepared(loaded, data, priors, like.settings)
 
 
-def evaluate(prep: Prepared, seed: int | None = None) -> Variant:
+@dataclass
+class BaseFit:
+    """A fitted scenario whose posterior draws can serve as a proposal for its variants."""
+
+    prep: Prepared
+    posterior: Any  # xarray.Dataset
+    learned: list[str]
+    log_q: Any  # numpy (draw,): log prior + log likelihood of the learned draws
+
+    @classmethod
+    def from_report(cls, prep: Prepared, folder: Path) -> BaseFit | None:
+        """The report's posterior, or None for a prior-only report."""
+        import xarray as xr
+
+        path = folder / "posterior.nc"
+        if prep.data is None or not path.is_file():
+            return None
+        tree = xr.open_datatree(path, engine="h5netcdf")
+        if "posterior" not in tree.children:
+            return None
+        from forecast.fit import data_dependent
+        from forecast.model import build_model
+
+        posterior = tree["posterior"].to_dataset()
+        learned = data_dependent(
+            build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
+        )
+        n = posterior.sizes["chain"] * posterior.sizes["draw"]
+        loglik = (
+            tree["log_likelihood"]["outcomes"]
+            .sum("round")
+            .transpose("chain", "draw")
+            .values.reshape(n)
+        )
+        draws = cls._draws(posterior, learned)
+        return cls(prep, posterior, learned, loglik + log_prior(prep, draws))
+
+    @staticmethod
+    def _draws(posterior, names: list[str]) -> dict[str, Any]:
+        n = posterior.sizes["chain"] * posterior.sizes["draw"]
+        return {
+            name: posterior[name]
+            .transpose("chain", "draw", ...)
+            .values.reshape(n, *posterior[name].shape[2:])
+            for name in names
+        }
+
+
+def log_prior(prep: Prepared, draws: dict[str, Any]):
+    """Joint log prior density of the given draws under ``prep``'s beliefs (per draw)."""
+    import numpy as np
+    from scipy import stats
+
+    total = 0.0
+    for name, x in draws.items():
+        if name in prep.priors:
+            lp = prep.priors[name].logpdf(x)
+        elif name == "group_scale":
+            lp = stats.halfnorm.logpdf(x, scale=prep.loaded.spec.reference.pooling_scale)
+        else:  # group_offset: Normal(0, 1) whatever the scenario says
+            lp = stats.norm.logpdf(x)
+        total = total + np.asarray(lp).reshape(len(x), -1).sum(axis=1)
+    return total
+
+
+def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = None) -> Variant:
     """P(success) (and the recommended option) of a prepared scenario, as cheaply as is reliable.
 
-    Without data, exact forward sampling. With data, the prior draws are importance
-    weighted by the likelihood (PSIS); where the Pareto k exceeds 0.7 the weights are
-    not trusted and the scenario is refitted with NUTS.
+    Without data, exact forward sampling. With data, importance sampling (PSIS) from the
+    base scenario's posterior when the variant shares every variable the data bear on,
+    or from the variant's prior, whichever gives the smaller Pareto k; where k still
+    exceeds 0.7 the weights are not trusted and the scenario is refitted with NUTS.
     """
     import numpy as np
 
-    from forecast.fit import prior_importance, run_fit
+    from forecast.fit import PARETO_K_MAX, importance, prior_importance, run_fit
     from forecast.model import build_model
 
     seed = prep.settings.seed if seed is None else seed
@@ -273,12 +339,23 @@ def evaluate(prep: Prepared, seed: int | None = None) -> Variant:
         return None if options is None or values is None else options[int(np.argmax(values))]
 
     model = build_model(spec, prep.priors, prep.data, prep.settings.seed)
-    r = prior_importance(model, VARIANT_DRAWS, seed)
     if prep.data is None:
+        r = prior_importance(model, VARIANT_DRAWS, seed)
         return Variant(r.p_success, "forward", recommended=best(r.means.get("option_value")))
+    candidates = []
+    if base is not None and _shares_learned(model, base):
+        draws = base._draws(base.posterior, base.learned)
+        n = len(base.log_q)
+        r = importance(
+            model, n, seed, log_q=base.log_q, given=draws, log_prior_target=log_prior(prep, draws)
+        )
+        candidates.append(("reweighted", r))
+    if not candidates or candidates[0][1].pareto_k > PARETO_K_MAX:
+        candidates.append(("reweighted", prior_importance(model, VARIANT_DRAWS, seed)))
+    method, r = min(candidates, key=lambda c: c[1].pareto_k)
     if r.reliable:
         return Variant(
-            r.p_success, "reweighted", r.pareto_k, recommended=best(r.means.get("option_value"))
+            r.p_success, method, r.pareto_k, recommended=best(r.means.get("option_value"))
         )
     fitted = run_fit(
         model, has_data=True, draws=prep.settings.draws, chains=prep.settings.chains, seed=seed
@@ -288,14 +365,30 @@ def evaluate(prep: Prepared, seed: int | None = None) -> Variant:
     return Variant(float(post["p_success"].mean()), "refit", r.pareto_k, recommended=best(values))
 
 
-def _try_variant(raw: dict[str, Any], like: Prepared, seed: int, allow_outside: bool) -> Variant:
+def _shares_learned(model, base: BaseFit) -> bool:
+    """Whether every variable the data bear on in the base is a same-shaped free variable here."""
+    free = {rv.name: rv for rv in model.free_RVs}
+    for name in base.learned:
+        if name not in free:
+            return False
+        shape = tuple(base.posterior[name].shape[2:])
+        if tuple(free[name].type.shape) != shape and any(
+            d is not None for d in free[name].type.shape
+        ):
+            return False
+    return True
+
+
+def _try_variant(
+    raw: dict[str, Any], like: Prepared, seed: int, allow_outside: bool, base: BaseFit | None = None
+) -> Variant:
     from forecast.errors import ScenarioError
 
     try:
         prep = prepare_raw(raw, like, allow_outside)
     except ScenarioError as e:
         return Variant(None, "invalid", note="; ".join(p.message for p in e.problems))
-    return evaluate(prep, seed)
+    return evaluate(prep, seed, base)
 
 
 @dataclass
@@ -306,6 +399,7 @@ class Side:
     summary: dict[str, Any]
     p_success: Any  # numpy array of draws
     label: str = ""
+    folder: Path | None = None
 
 
 def load_source(
@@ -356,7 +450,7 @@ def load_source(
         tree = xr.open_datatree(arg / "posterior.nc", engine="h5netcdf")
         group = "posterior" if "posterior" in tree.children else "prior"
         draws_ = np.asarray(tree[group]["p_success"]).ravel()
-        return Side(prep, summary, draws_)
+        return Side(prep, summary, draws_, folder=arg)
     prep = prepare(
         arg, overrides, draws=draws, chains=chains, seed=seed, allow_outside=allow_outside
     )
@@ -365,6 +459,7 @@ def load_source(
         prep,
         result.summary,
         np.asarray(result.fit.tree[result.fit.draws_group]["p_success"]).ravel(),
+        folder=result.folder,
     )
 
 
@@ -424,7 +519,8 @@ def compare(
     for b in sources[1:]:
         diffs = differences(a.prep.loaded, a.prep.priors, b.prep.loaded, b.prep.priors)
         say(f"{a.label} vs {b.label}: {len(diffs)} differences")
-        base = evaluate(a.prep) if diffs else None
+        base_fit = BaseFit.from_report(a.prep, a.folder) if diffs else None
+        base = evaluate(a.prep, base=base_fit) if diffs else None
         rows = []
         for i, d in enumerate(diffs, 1):
             say(f"attribution {i}/{len(diffs)}: {d.path}")
@@ -433,6 +529,7 @@ def compare(
                 a.prep,
                 a.prep.settings.seed,
                 allow_outside,
+                base_fit,
             )
             delta = None if v.p_success is None else v.p_success - base.p_success
             row = {
@@ -504,8 +601,8 @@ def sensitivity(
 ) -> tuple[dict[str, Any], Path]:
     """Tornado of P(success) over each belief's 90% interval, plus power-scaling (psense).
 
-    Each belief in turn is fixed at the 5% and then the 95% quantile of its prior,
-    the others held as they are. The scenario's report folder gets
+    Each belief in turn is moved to centre on the 5% and then the 95% quantile of its
+    prior, its spread kept (see :meth:`Prior.centred_at`), the others held as they are. The scenario's report folder gets
     ``sensitivity.json``, the figures and a section of ``report.html``; a missing
     report is fitted first.
     """
@@ -519,7 +616,8 @@ def sensitivity(
     if not (folder / "summary.json").is_file() or not (folder / "posterior.nc").is_file():
         say("no report yet: fitting first")
         run(prep, out, progress)
-    base = evaluate(prep)
+    base_fit = BaseFit.from_report(prep, folder)
+    base = evaluate(prep, base=base_fit)
     rows = []
     beliefs = [(p, pr) for p, pr in prep.priors.items() if not pr.is_constant]
     for i, (belief_path, prior) in enumerate(beliefs, 1):
@@ -532,8 +630,8 @@ def sensitivity(
             *parents, last = belief_path.split(".")
             for p in parents:
                 node = node[p]
-            node[last] = float(value)
-            v = _try_variant(raw, prep, prep.settings.seed, allow_outside)
+            node[last] = prior.centred_at(float(value)).as_yaml()
+            v = _try_variant(raw, prep, prep.settings.seed, allow_outside, base_fit)
             row[end] = round(float(value), 4)
             row[f"p_success_{end}"] = None if v.p_success is None else round(v.p_success, 4)
             row[f"method_{end}"] = (
@@ -553,9 +651,9 @@ def sensitivity(
         "base_method": base.method,
         "tornado": rows,
         "psense": psense,
-        "method": "each belief fixed at the 5% and 95% quantiles of its prior, one at a time; "
-        "P(success) by exact forward sampling without data, by PSIS-reweighted prior draws with "
-        "data (NUTS refit where Pareto k > 0.7)",
+        "method": "each belief, one at a time, moved to centre on the 5% and the 95% quantile of its "
+        "prior with its spread kept; P(success) by exact forward sampling without data, with data by "
+        "PSIS reweighting of the fitted posterior (or of prior draws), NUTS refit where Pareto k > 0.7",
     }
     from forecast.report.sensitivity import write_sensitivity
 

@@ -43,7 +43,7 @@ def _weights(log_ratio) -> tuple[np.ndarray, float]:
     import arviz_stats  # noqa: F401  (registers .azstats)
     import xarray as xr
 
-    if np.ptp(log_ratio) == 0:
+    if np.ptp(log_ratio) < 1e-9:
         return np.full(len(log_ratio), 1 / len(log_ratio)), 0.0
     # psislw takes the *negated* log ratios (its LOO convention)
     log_w, k = (-xr.DataArray(log_ratio, dims=["draw"])).azstats.psislw(dim="draw")

@@ -100,6 +100,31 @@ class Prior:
 
         return float(stats.beta.ppf(q, *self.params))
 
+    def centred_at(self, value: float) -> Prior:
+        """The same belief moved so that it centres on ``value``, its spread kept.
+
+        LogNormal and Normal keep sigma and put their median at ``value``; a Beta keeps
+        its concentration a + b and puts its mean at ``value``.
+        """
+        if self.is_constant:
+            return Prior("constant", (value,))
+        if self.family == "lognormal":
+            return Prior("lognormal", (math.log(value), self.params[1]))
+        if self.family == "normal":
+            return Prior("normal", (value, self.params[1]))
+        kappa = self.params[0] + self.params[1]
+        return Prior("beta", (value * kappa, (1 - value) * kappa))
+
+    def logpdf(self, x):
+        """Log density at ``x`` (an array), for importance weights."""
+        from scipy import stats
+
+        if self.family == "beta":
+            return stats.beta.logpdf(x, *self.params)
+        if self.family == "lognormal":
+            return stats.lognorm.logpdf(x, s=self.params[1], scale=math.exp(self.params[0]))
+        return stats.norm.logpdf(x, *self.params)
+
     def mean(self) -> float:
         if self.is_constant:
             return self.params[0]

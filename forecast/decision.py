@@ -36,7 +36,9 @@ def p_best(values: np.ndarray) -> np.ndarray:
 
 def evpi(values: np.ndarray) -> float:
     """Expected value of perfect information: E[max_d V_d] − max_d E[V_d] (≥ 0)."""
-    return max(float(values.max(axis=1).mean() - values.mean(axis=0).max()), 0.0)  # ≥ 0 up to rounding
+    return max(
+        float(values.max(axis=1).mean() - values.mean(axis=0).max()), 0.0
+    )  # ≥ 0 up to rounding
 
 
 def evppi(values: np.ndarray, belief: np.ndarray, bins: int = EVPPI_BINS) -> float:

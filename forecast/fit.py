@@ -174,7 +174,7 @@ def prior_importance(model, n: int, seed: int) -> Reweighted:
     has_data = "outcomes" in model.named_vars
     values = _vectorised_draws(model, names, n, seed, with_loglik=has_data)
     draws = dict(zip(names, values[: len(names)], strict=True))
-    if not has_data or np.ptp(values[-1]) == 0:
+    if not has_data or np.ptp(values[-1]) < 1e-9:
         # no data, or nothing uncertain that the data bear on: every draw weighs the same
         return Reweighted({k: v.mean(axis=0) for k, v in draws.items()}, pareto_k=0.0, ess=float(n))
     loglik = xr.DataArray(values[-1], dims=["draw"])
@@ -183,7 +183,8 @@ def prior_importance(model, n: int, seed: int) -> Reweighted:
     w = np.exp(log_w.values - log_w.values.max())
     w /= w.sum()
     means = {name: np.tensordot(w, v, axes=(0, 0)) for name, v in draws.items()}
-    return Reweighted(means, pareto_k=float(k), ess=float(1 / (w**2).sum()))
+    k = float(k) if np.isfinite(k) else np.inf
+    return Reweighted(means, pareto_k=k, ess=float(1 / (w**2).sum()))
 
 
 class _quiet_pymc:
@@ -357,3 +358,34 @@ def stage_pass_probabilities(model, posterior, seed: int = 0) -> np.ndarray:
     log_reach = np.stack(values, axis=-1)  # (draw, round, stage): log P(pass stages <= s)
     previous = np.concatenate([np.zeros_like(log_reach[..., :1]), log_reach[..., :-1]], axis=-1)
     return np.exp(log_reach - previous)
+
+
+def importance(
+    model, n: int, seed: int, log_q=None, given=None, log_prior_target=None
+) -> Reweighted:
+    """Posterior means by PSIS from a proposal: the prior (default) or given draws.
+
+    With ``given`` (draws of some free variables, e.g. another fit's posterior) and
+    ``log_q`` (the proposal's log density at them, up to a constant), the weights are
+    target / proposal = prior_target(given) · likelihood(all) / q; ``log_prior_target``
+    supplies the first factor. Variables not given are drawn from their prior, which
+    cancels. Without ``given`` this is :func:`prior_importance`.
+    """
+    import arviz_stats  # noqa: F401  (registers the .azstats accessor)
+    import xarray as xr
+
+    if given is None:
+        return prior_importance(model, n, seed)
+    names = ["p_success"] + (["option_value"] if "option_value" in model.named_vars else [])
+    has_data = "outcomes" in model.named_vars
+    values = _vectorised_draws(model, names, n, seed, with_loglik=has_data, given=given)
+    draws = dict(zip(names, values[: len(names)], strict=True))
+    log_ratio = log_prior_target - log_q + (values[-1] if has_data else 0.0)
+    if np.ptp(log_ratio) < 1e-9:  # nothing the data bear on changed: equal weights
+        return Reweighted({k: v.mean(axis=0) for k, v in draws.items()}, pareto_k=0.0, ess=float(n))
+    log_w, k = (-xr.DataArray(log_ratio, dims=["draw"])).azstats.psislw(dim="draw")
+    w = np.exp(log_w.values - log_w.values.max())
+    w /= w.sum()
+    means = {name: np.tensordot(w, v, axes=(0, 0)) for name, v in draws.items()}
+    k = float(k) if np.isfinite(k) else np.inf
+    return Reweighted(means, pareto_k=k, ess=float(1 / (w**2).sum()))
