@@ -588,6 +588,23 @@ def compare(
     return result, folder
 
 
+def _ensure_report(prep: Prepared, out: str | Path, progress=None) -> Path:
+    """The scenario's report folder, fitting and writing it first if it is not there."""
+    folder = Path(out) / prep.folder_name
+    if not (folder / "summary.json").is_file() or not (folder / "posterior.nc").is_file():
+        if progress:
+            progress("no report yet: fitting first")
+        run(prep, out, progress)
+    return folder
+
+
+def _with_report(path, overrides, draws, chains, seed, out, allow_outside, progress):
+    prep = prepare(
+        path, overrides, draws=draws, chains=chains, seed=seed, allow_outside=allow_outside
+    )
+    return prep, _ensure_report(prep, out, progress)
+
+
 def sensitivity(
     path: str | Path,
     overrides: Sequence[str] = (),
@@ -609,13 +626,7 @@ def sensitivity(
     import copy
 
     say = progress or (lambda _m: None)
-    prep = prepare(
-        path, overrides, draws=draws, chains=chains, seed=seed, allow_outside=allow_outside
-    )
-    folder = Path(out) / prep.folder_name
-    if not (folder / "summary.json").is_file() or not (folder / "posterior.nc").is_file():
-        say("no report yet: fitting first")
-        run(prep, out, progress)
+    prep, folder = _with_report(path, overrides, draws, chains, seed, out, allow_outside, progress)
     base_fit = BaseFit.from_report(prep, folder)
     base = evaluate(prep, base=base_fit)
     rows = []
@@ -725,10 +736,7 @@ def backtest(
             prep.loaded.line_of(("reference",)),
             "reference",
         )
-    folder = Path(out) / prep.folder_name
-    if not (folder / "summary.json").is_file():
-        say("no report yet: fitting first")
-        run(prep, out, progress)
+    folder = _ensure_report(prep, out, progress)
     say(f"forecasting {prep.data.n_rounds} rounds from the rounds before each")
     model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
     import xarray as xr

@@ -71,6 +71,25 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+def _with_status(label: str, call):
+    """Run ``call(progress)`` under a spinner; bad input becomes exit 2 with its message."""
+    from forecast.errors import ScenarioError
+
+    err = _console()
+    try:
+        with err.status(label) as status:
+            return call(lambda msg: status.update(_escape(msg)))
+    except ScenarioError as e:
+        _problems(e, err)
+        raise typer.Exit(2) from None
+
+
+def _echo_json(result) -> None:
+    import json
+
+    typer.echo(json.dumps(result, indent=2))
+
+
 def _warn(console, problems) -> None:
     for w in problems:
         console.print(f"[yellow]warning[/]: {_escape(str(w))}")
@@ -190,28 +209,22 @@ def compare(
 ) -> None:
     """Set scenarios side by side and show which assumption explains the gap."""
     from forecast import api
-    from forecast.errors import ScenarioError
 
-    err = _console()
-    try:
-        with err.status("comparing") as status:
-            result, folder = api.compare(
-                scenarios,
-                set_ or [],
-                draws=draws,
-                chains=chains,
-                seed=seed,
-                out=out,
-                allow_outside=allow_outside,
-                progress=lambda msg: status.update(_escape(msg)),
-            )
-    except ScenarioError as e:
-        _problems(e, err)
-        raise typer.Exit(2) from None
+    result, folder = _with_status(
+        "comparing",
+        lambda progress: api.compare(
+            scenarios,
+            set_ or [],
+            draws=draws,
+            chains=chains,
+            seed=seed,
+            out=out,
+            allow_outside=allow_outside,
+            progress=progress,
+        ),
+    )
     if json_out:
-        import json
-
-        typer.echo(json.dumps(result, indent=2))
+        _echo_json(result)
         return
     _compare_table(result, folder)
 
@@ -273,28 +286,22 @@ def sensitivity(
 ) -> None:
     """Show which beliefs the answer hangs on (tornado, and psense with data)."""
     from forecast import api
-    from forecast.errors import ScenarioError
 
-    err = _console()
-    try:
-        with err.status("sensitivity") as status:
-            result, folder = api.sensitivity(
-                scenario,
-                set_ or [],
-                draws=draws,
-                chains=chains,
-                seed=seed,
-                out=out,
-                allow_outside=allow_outside,
-                progress=lambda msg: status.update(_escape(msg)),
-            )
-    except ScenarioError as e:
-        _problems(e, err)
-        raise typer.Exit(2) from None
+    result, folder = _with_status(
+        "sensitivity",
+        lambda progress: api.sensitivity(
+            scenario,
+            set_ or [],
+            draws=draws,
+            chains=chains,
+            seed=seed,
+            out=out,
+            allow_outside=allow_outside,
+            progress=progress,
+        ),
+    )
     if json_out:
-        import json
-
-        typer.echo(json.dumps(result, indent=2))
+        _echo_json(result)
         return
     from rich.table import Table
 
@@ -337,28 +344,22 @@ def backtest(
 ) -> None:
     """Forecast each reference round from the rounds before it, and score the forecasts."""
     from forecast import api
-    from forecast.errors import ScenarioError
 
-    err = _console()
-    try:
-        with err.status("backtest") as status:
-            result, folder = api.backtest(
-                scenario,
-                set_ or [],
-                draws=draws,
-                chains=chains,
-                seed=seed,
-                out=out,
-                allow_outside=allow_outside,
-                progress=lambda msg: status.update(_escape(msg)),
-            )
-    except ScenarioError as e:
-        _problems(e, err)
-        raise typer.Exit(2) from None
+    result, folder = _with_status(
+        "backtest",
+        lambda progress: api.backtest(
+            scenario,
+            set_ or [],
+            draws=draws,
+            chains=chains,
+            seed=seed,
+            out=out,
+            allow_outside=allow_outside,
+            progress=progress,
+        ),
+    )
     if json_out:
-        import json
-
-        typer.echo(json.dumps(result, indent=2))
+        _echo_json(result)
         return
     from rich.table import Table
 
