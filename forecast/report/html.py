@@ -13,7 +13,8 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid 
 .answer{font-size:1.25em;background:#f3f6fa;border-left:4px solid #3465a4;padding:.6em 1em}
 table{border-collapse:collapse;width:100%;margin:.6em 0}th,td{border-bottom:1px solid #e3e3e3;padding:.35em .5em;text-align:left;vertical-align:top}
 th{background:#fafafa}td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
-code{font-size:.9em;background:#f4f4f4;padding:0 .2em}blockquote{margin:0;color:#444;font-style:italic}
+code{font-size:.9em;background:#f4f4f4;padding:0 .2em;overflow-wrap:anywhere}
+table.assumptions{table-layout:fixed}blockquote{margin:0;color:#444;font-style:italic}
 img{max-width:100%;display:block;margin:.5em 0}.fail{color:#b00020;font-weight:bold}.pass{color:#1a7f37;font-weight:bold}
 .warn{background:#fff8e1;border-left:4px solid #f0ad00;padding:.4em .8em;margin:.3em 0}
 .meta{color:#555;font-size:.9em}
@@ -81,7 +82,8 @@ def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
         f"{escape(d['evppi_estimator'])}.</p>",
         "<table><tr><th>belief</th><th>EVPPI</th><th>best if low</th><th>best if high</th><th>why</th></tr>",
     ]
-    for path, value in d["evppi"].items():
+    shown = {p: v for p, v in d["evppi"].items() if v > 0 or d["flips"][p]["flips"]}
+    for path, value in shown.items():
         f = d["flips"][path]
         flag = " <b>(flips)</b>" if f["flips"] else ""
         why = quotes.get(path)
@@ -91,6 +93,9 @@ def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
             f"<td>{escape(f['best_when_low'])}</td><td>{escape(f['best_when_high'])}</td><td>{quote}</td></tr>"
         )
     parts.append("</table>")
+    hidden = len(d["evppi"]) - len(shown)
+    if hidden:
+        parts.append(f"<p class='meta'>{hidden} other beliefs have EVPPI 0 and flip nothing.</p>")
     return "\n".join(parts)
 
 
