@@ -39,7 +39,27 @@ def make_figures(prep, fit) -> dict[str, str]:
             dim="option",
             xlabel=f"value of the option ({spec.decision.value_scale})",
         )
+        decision = summary_decision(prep, tree[group])
+        rows = [{"path": p, "evppi": v} for p, v in decision["evppi"].items() if v > 0][:12]
+        if rows:
+            out["evppi"] = figures.tornado(
+                rows,
+                "evppi",
+                "evppi",
+                0.0,
+                "expected value of knowing this belief exactly (EVPPI, value-scale points)",
+                [r["path"] for r in rows],
+            )
     return out
+
+
+def summary_decision(prep, draws) -> dict[str, Any]:
+    from forecast.decision import summarise
+    from forecast.scenario import assumptions
+
+    spec = prep.loaded.spec
+    beliefs = [a.path for a in assumptions(spec) if not prep.priors[a.path].is_constant]
+    return summarise(draws, spec, beliefs)
 
 
 def resolved_yaml(prep) -> str:

@@ -80,6 +80,7 @@ def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
         "value of partial perfect information (EVPPI) — how much knowing that one belief exactly would be "
         f"worth — and the best option when the belief sits in its lowest or highest tenth. Estimator: "
         f"{escape(d['evppi_estimator'])}.</p>",
+        _fig(figures.get("evppi"), "Which beliefs are worth knowing better (EVPPI)"),
         "<table><tr><th>belief</th><th>EVPPI</th><th>best if low</th><th>best if high</th><th>why</th></tr>",
     ]
     shown = {p: v for p, v in d["evppi"].items() if v > 0 or d["flips"][p]["flips"]}

@@ -110,10 +110,9 @@ def build_summary(prep, fit) -> dict[str, Any]:
     settings = prep.settings
     decision = None
     if spec.decision is not None:
-        from forecast.decision import summarise
+        from forecast.report import summary_decision
 
-        beliefs = [a.path for a in assumptions(spec) if not prep.priors[a.path].is_constant]
-        decision = summarise(draws, spec, beliefs)
+        decision = summary_decision(prep, draws)
     summary = {
         "schema": SCHEMA_VERSION,
         "id": spec.id,
