@@ -57,7 +57,10 @@ def test_uncertain_decision_p_best_evpi_and_evppi(write_scenario, tmp_path):
     # (almost) all of the EVPI; the binned estimator is within a few percent
     assert d["evppi"]["decision.value_of_success"] == pytest.approx(d["evpi"], rel=0.1)
     assert d["flips"]["decision.value_of_success"]["flips"]
-    assert "alt=\"Which beliefs are worth knowing better (EVPPI)\"" in (result.folder / "report.html").read_text()
+    assert (
+        'alt="Which beliefs are worth knowing better (EVPPI)"'
+        in (result.folder / "report.html").read_text()
+    )
 
 
 def test_decision_functions():
