@@ -184,12 +184,20 @@ def _remove(raw: dict, parts: list[str]) -> None:
         if len(parts) >= 5 and parts[3] == "consequences":
             options.get(parts[2], {}).get("consequences", {}).pop(parts[4], None)
             return
+    if section == "factors" and parts[2] == "column":  # holds_when means nothing without it
+        for key in ("column", "holds_when"):
+            raw["factors"][parts[1]].pop(key, None)
+        return
+    if section == "stages" and parts[2] == "effects":  # B's stage has no such effect
+        effects = raw["stages"][parts[1]].get("effects", {})
+        effects.pop(parts[3], None)
+        if not effects:
+            raw["stages"][parts[1]].pop("effects", None)
+        return
     node = raw
     for p in parts[:-1]:
         node = node.get(p, {})
     node.pop(parts[-1], None)
-    if section == "stages" and parts[2] == "effects" and not raw["stages"][parts[1]]["effects"]:
-        raw["stages"][parts[1]].pop("effects")
 
 
 def _ensure_parents(new: dict, braw: dict, parts: list[str]) -> None:
@@ -207,6 +215,12 @@ def _ensure_parents(new: dict, braw: dict, parts: list[str]) -> None:
             option = copy.deepcopy(braw["decision"]["options"][parts[2]])
             option.pop("consequences", None)  # each consequence is a difference of its own
             new["decision"]["options"][parts[2]] = option
+        if len(parts) > 4 and parts[3] == "consequences":
+            # a consequence comes whole: its probability and value are one claim
+            option = new["decision"]["options"][parts[2]]
+            if parts[4] not in option.get("consequences", {}):
+                bcons = braw["decision"]["options"][parts[2]]["consequences"][parts[4]]
+                option.setdefault("consequences", {})[parts[4]] = copy.deepcopy(bcons)
     elif section == "stages":
         stage = parts[1]
         if stage not in new["stages"]:

@@ -165,3 +165,15 @@ def test_psense_with_data(write_scenario, tmp_path):
     (row,) = result["psense"]
     assert row["variable"] == "stages.agreement.base_rate.belief"
     assert row["prior"] > 0 and row["likelihood"] > 0 and row["diagnosis"]
+
+
+def test_every_swap_between_the_bundled_scenarios_is_a_valid_scenario():
+    """Each assumption of one author, put into the other alone, makes a valid scenario."""
+    from forecast.compare import differences, swap
+
+    a, b = (api.prepare(p) for p in BUNDLED)
+    for first, second in ((a, b), (b, a)):
+        diffs = differences(first.loaded, first.priors, second.loaded, second.priors)
+        assert len(diffs) > 10
+        for d in diffs:
+            api.prepare_raw(swap(first.loaded, second.loaded, d.path), first)  # raises if invalid
