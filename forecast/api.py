@@ -287,18 +287,15 @@ class BaseFit:
             .transpose("chain", "draw")
             .values.reshape(n)
         )
-        draws = cls._draws(posterior, learned)
+        from forecast.fit import flat_draws
+
+        draws = flat_draws(posterior, learned)
         return cls(prep, posterior, learned, loglik + log_prior(prep, draws))
 
-    @staticmethod
-    def _draws(posterior, names: list[str]) -> dict[str, Any]:
-        n = posterior.sizes["chain"] * posterior.sizes["draw"]
-        return {
-            name: posterior[name]
-            .transpose("chain", "draw", ...)
-            .values.reshape(n, *posterior[name].shape[2:])
-            for name in names
-        }
+    def draws(self) -> dict[str, Any]:
+        from forecast.fit import flat_draws
+
+        return flat_draws(self.posterior, self.learned)
 
 
 def log_prior(prep: Prepared, draws: dict[str, Any]):
@@ -344,7 +341,7 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
         return Variant(r.p_success, "forward", recommended=best(r.means.get("option_value")))
     candidates = []
     if base is not None and _shares_learned(model, base):
-        draws = base._draws(base.posterior, base.learned)
+        draws = base.draws()
         n = len(base.log_q)
         r = importance(
             model, n, seed, log_q=base.log_q, given=draws, log_prior_target=log_prior(prep, draws)

@@ -38,19 +38,6 @@ def known_prefix(data, spec, target_start: dt.date) -> np.ndarray:
     return k
 
 
-def _weights(log_ratio) -> tuple[np.ndarray, float]:
-    """PSIS weights (normalised) and Pareto k for log importance ratios."""
-    import arviz_stats  # noqa: F401  (registers .azstats)
-    import xarray as xr
-
-    if np.ptp(log_ratio) < 1e-9:
-        return np.full(len(log_ratio), 1 / len(log_ratio)), 0.0
-    # psislw takes the *negated* log ratios (its LOO convention)
-    log_w, k = (-xr.DataArray(log_ratio, dims=["draw"])).azstats.psislw(dim="draw")
-    w = np.exp(log_w.values - log_w.values.max())
-    return w / w.sum(), float(k)
-
-
 def _round_terms(model, data, n: int, seed: int, given=None) -> tuple[list[np.ndarray], np.ndarray]:
     """Per draw and round: log P(outcomes of the first k stages) for each k, and P(pass stage 1)."""
     import pymc as pm
@@ -97,18 +84,13 @@ def forecasts(model, data, spec, seed: int, posterior=None, refit=None) -> dict[
     weighted by the likelihood of the earlier rounds, and the full posterior, weighted
     by the inverse likelihood of the later ones; the one with the smaller Pareto k is used.
     """
-    from forecast.fit import PARETO_K_MAX, data_dependent
+    from forecast.fit import PARETO_K_MAX, data_dependent, flat_draws, psis_weights
 
     prefix_prior, p_first_prior = _round_terms(model, data, DRAWS, seed)
     proposals = {"prior": (prefix_prior, p_first_prior)}
     if posterior is not None:
         n = posterior.sizes["chain"] * posterior.sizes["draw"]
-        given = {
-            name: posterior[name]
-            .transpose("chain", "draw", ...)
-            .values.reshape(n, *posterior[name].shape[2:])
-            for name in data_dependent(model)
-        }
+        given = flat_draws(posterior, data_dependent(model))
         proposals["posterior"] = _round_terms(model, data, n, seed, given=given)
     full = np.array(
         [
@@ -137,7 +119,7 @@ def forecasts(model, data, spec, seed: int, posterior=None, refit=None) -> dict[
                     ),
                     np.zeros(prefix[0].shape[0]),
                 )
-            w, pareto_k = _weights(log_ratio)
+            w, pareto_k = psis_weights(log_ratio)
             if best is None or pareto_k < best[2]:
                 best = (name, float(w @ p_first[:, t]), pareto_k)
         if best[2] > PARETO_K_MAX and refit is not None:

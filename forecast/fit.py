@@ -159,6 +159,35 @@ class Reweighted:
         return self.pareto_k <= PARETO_K_MAX
 
 
+def flat_draws(posterior, names: list[str]) -> dict[str, np.ndarray]:
+    """Draws of ``names`` with chain and draw flattened into one leading axis."""
+    n = posterior.sizes["chain"] * posterior.sizes["draw"]
+    return {
+        name: posterior[name]
+        .transpose("chain", "draw", ...)
+        .values.reshape(n, *posterior[name].shape[2:])
+        for name in names
+    }
+
+
+def psis_weights(log_ratio: np.ndarray) -> tuple[np.ndarray, float]:
+    """Normalised Pareto-smoothed importance weights and their Pareto k (ArviZ).
+
+    Equal log ratios (nothing the data bear on differs) give equal weights and k = 0;
+    a k that cannot be estimated counts as infinite, so it is never trusted.
+    """
+    import arviz_stats  # noqa: F401  (registers the .azstats accessor)
+    import xarray as xr
+
+    log_ratio = np.asarray(log_ratio, dtype=float)
+    if np.ptp(log_ratio) < 1e-9:
+        return np.full(len(log_ratio), 1 / len(log_ratio)), 0.0
+    # psislw takes the *negated* log importance ratios (its LOO convention)
+    log_w, k = (-xr.DataArray(log_ratio, dims=["draw"])).azstats.psislw(dim="draw")
+    w = np.exp(log_w.values - log_w.values.max())
+    return w / w.sum(), (float(k) if np.isfinite(k) else np.inf)
+
+
 def prior_importance(model, n: int, seed: int) -> Reweighted:
     """Posterior means of P(success) (and option values) by Pareto-smoothed importance
     sampling of prior draws.
@@ -167,24 +196,7 @@ def prior_importance(model, n: int, seed: int) -> Reweighted:
     sampling. Otherwise draws from the prior are weighted by their likelihood; the
     Pareto k of the weights says whether that can be trusted (k ≤ 0.7).
     """
-    import arviz_stats  # noqa: F401  (registers the .azstats accessor)
-    import xarray as xr
-
-    names = ["p_success"] + (["option_value"] if "option_value" in model.named_vars else [])
-    has_data = "outcomes" in model.named_vars
-    values = _vectorised_draws(model, names, n, seed, with_loglik=has_data)
-    draws = dict(zip(names, values[: len(names)], strict=True))
-    if not has_data or np.ptp(values[-1]) < 1e-9:
-        # no data, or nothing uncertain that the data bear on: every draw weighs the same
-        return Reweighted({k: v.mean(axis=0) for k, v in draws.items()}, pareto_k=0.0, ess=float(n))
-    loglik = xr.DataArray(values[-1], dims=["draw"])
-    # psislw takes the *negated* log importance ratios (its LOO convention)
-    log_w, k = (-loglik).azstats.psislw(dim="draw")
-    w = np.exp(log_w.values - log_w.values.max())
-    w /= w.sum()
-    means = {name: np.tensordot(w, v, axes=(0, 0)) for name, v in draws.items()}
-    k = float(k) if np.isfinite(k) else np.inf
-    return Reweighted(means, pareto_k=k, ess=float(1 / (w**2).sum()))
+    return importance(model, n, seed)
 
 
 class _quiet_pymc:
@@ -290,12 +302,8 @@ def exact_unlearned(model, tree, learned: list[str], seed: int) -> None:
     import xarray as xr
 
     post = tree["posterior"].to_dataset()
-    chains, draws = post.sizes["chain"], post.sizes["draw"]
-    n = chains * draws
-    given = {
-        name: post[name].transpose("chain", "draw", ...).values.reshape(n, *post[name].shape[2:])
-        for name in learned
-    }
+    n = post.sizes["chain"] * post.sizes["draw"]
+    given = flat_draws(post, learned)
     names = [rv.name for rv in model.free_RVs if rv.name not in given]
     names += [v.name for v in model.deterministics]
     values = _vectorised_draws(model, names, n, seed, given=given)
@@ -343,12 +351,7 @@ def stage_pass_probabilities(model, posterior, seed: int = 0) -> np.ndarray:
     n_rounds, n_stages = model.rvs_to_values[rv].type.shape
     learned = [name for name in data_dependent(model) if name in posterior]
     n = posterior.sizes["chain"] * posterior.sizes["draw"]
-    given = {
-        name: posterior[name]
-        .transpose("chain", "draw", ...)
-        .values.reshape(n, *posterior[name].shape[2:])
-        for name in learned
-    }
+    given = flat_draws(posterior, learned)
     extra = []
     for s in range(n_stages):
         value = np.full((n_rounds, n_stages), -1, dtype="int64")
@@ -360,32 +363,20 @@ def stage_pass_probabilities(model, posterior, seed: int = 0) -> np.ndarray:
     return np.exp(log_reach - previous)
 
 
-def importance(
-    model, n: int, seed: int, log_q=None, given=None, log_prior_target=None
-) -> Reweighted:
+def importance(model, n: int, seed: int, log_q=0.0, given=None, log_prior_target=0.0) -> Reweighted:
     """Posterior means by PSIS from a proposal: the prior (default) or given draws.
 
     With ``given`` (draws of some free variables, e.g. another fit's posterior) and
     ``log_q`` (the proposal's log density at them, up to a constant), the weights are
     target / proposal = prior_target(given) · likelihood(all) / q; ``log_prior_target``
     supplies the first factor. Variables not given are drawn from their prior, which
-    cancels. Without ``given`` this is :func:`prior_importance`.
+    cancels; without ``given`` the proposal is the prior and the weights the likelihood.
     """
-    import arviz_stats  # noqa: F401  (registers the .azstats accessor)
-    import xarray as xr
-
-    if given is None:
-        return prior_importance(model, n, seed)
     names = ["p_success"] + (["option_value"] if "option_value" in model.named_vars else [])
     has_data = "outcomes" in model.named_vars
     values = _vectorised_draws(model, names, n, seed, with_loglik=has_data, given=given)
     draws = dict(zip(names, values[: len(names)], strict=True))
-    log_ratio = log_prior_target - log_q + (values[-1] if has_data else 0.0)
-    if np.ptp(log_ratio) < 1e-9:  # nothing the data bear on changed: equal weights
-        return Reweighted({k: v.mean(axis=0) for k, v in draws.items()}, pareto_k=0.0, ess=float(n))
-    log_w, k = (-xr.DataArray(log_ratio, dims=["draw"])).azstats.psislw(dim="draw")
-    w = np.exp(log_w.values - log_w.values.max())
-    w /= w.sum()
+    log_ratio = log_prior_target - log_q + (values[-1] if has_data else np.zeros(n))
+    w, k = psis_weights(np.broadcast_to(log_ratio, (n,)))
     means = {name: np.tensordot(w, v, axes=(0, 0)) for name, v in draws.items()}
-    k = float(k) if np.isfinite(k) else np.inf
     return Reweighted(means, pareto_k=k, ess=float(1 / (w**2).sum()))
