@@ -1,0 +1,259 @@
+"""Time ``forecast`` against a plain PyMC baseline, as whole processes, in one run.
+
+    uv run python benchmarks/run.py            # full table (~20 min on 2 cores)
+    uv run python benchmarks/run.py --quick    # one repeat each, no cold baseline repeats
+
+Every row is a fresh process timed from start to exit (wall clock) with its peak
+resident memory (``ru_maxrss`` of that child, from ``os.wait4``). "Cold" runs get
+fresh, empty caches: PyTensor's ``base_compiledir`` (which holds its C and numba
+caches), numba's cache, JAX's persistent compilation cache and forecast's own cache
+(``FORECAST_CACHE_DIR``). "Warm" runs share caches primed by one unmeasured run.
+Ratios are against the baseline timed in the same run, so the machine's speed
+cancels out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = {
+    "commentary-2013": ROOT / "scenarios" / "commentary-2013.yaml",
+    "diplomat-2011": ROOT / "scenarios" / "diplomat-2011.yaml",
+}
+GIB = 2**30
+
+
+@dataclass
+class Row:
+    name: str
+    seconds: list[float] = field(default_factory=list)
+    rss: list[int] = field(default_factory=list)  # bytes
+    exit_codes: list[int] = field(default_factory=list)
+    output: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def peak_rss(self) -> int:
+        return max(self.rss)
+
+
+class Caches:
+    """A set of cache folders, handed to children through the environment."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for sub in ("pytensor", "numba", "forecast", "jax"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTENSOR_FLAGS"] = f"base_compiledir={self.root / 'pytensor'}"
+        env["NUMBA_CACHE_DIR"] = str(self.root / "numba")
+        env["FORECAST_CACHE_DIR"] = str(self.root / "forecast")
+        env["JAX_COMPILATION_CACHE_DIR"] = str(self.root / "jax")
+        env["PYTHONUNBUFFERED"] = "1"
+        env.pop("FORECAST_DEBUG", None)
+        return env
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, int, str]:
+    """Run ``cmd`` to completion; (seconds, peak RSS bytes, exit code, output)."""
+    with tempfile.TemporaryFile() as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+    return seconds, usage.ru_maxrss * 1024, proc.returncode, output  # ru_maxrss is KiB
+
+
+def measure(name: str, cmd: list[str], repeat: int, caches, cwd: Path, ok=(0,)) -> Row:
+    """Run ``cmd`` ``repeat`` times; ``caches`` is a Caches or a factory of fresh ones."""
+    row = Row(name)
+    for _ in range(repeat):
+        c = caches() if callable(caches) else caches
+        seconds, rss, code, output = timed(cmd, c.env(), cwd)
+        row.seconds.append(seconds)
+        row.rss.append(rss)
+        row.exit_codes.append(code)
+        row.output = output
+        if code not in ok:
+            sys.exit(f"{name} failed with exit {code}:\n{output[-3000:]}")
+        print(f"  {name}: {seconds:.2f} s, {rss / GIB:.2f} GiB", flush=True)
+    return row
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+    import pymc
+
+    return (
+        f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, "
+        f"Python {platform.python_version()}, PyMC {pymc.__version__}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3, help="warm repeats per row (default 3)")
+    ap.add_argument("--cold", type=int, default=2, help="cold repeats per row (default 2)")
+    ap.add_argument("--quick", action="store_true", help="one repeat of everything")
+    ap.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    args = ap.parse_args()
+    if args.quick:
+        args.repeat = args.cold = 1
+
+    py = sys.executable
+    script = Path(py).parent / "forecast"  # the console script users run
+    forecast = [str(script)] if script.exists() else [py, "-m", "forecast.cli"]
+    work = Path(tempfile.mkdtemp(prefix="forecast-bench-"))
+    out = work / "reports"
+    fresh_count = iter(range(10_000))
+
+    def fresh() -> Caches:
+        root = work / f"cold-{next(fresh_count)}"
+        return Caches(root)
+
+    warm = Caches(work / "warm")
+    rows: dict[str, Row] = {}
+    print(f"benchmarking in {work}\n{machine()}", flush=True)
+    try:
+        # ---- start-up
+        rows["help"] = measure("forecast --help", [*forecast, "--help"], 5, warm, ROOT)
+        rows["import"] = measure("import pymc", [py, "-c", "import pymc"], 5, warm, ROOT)
+        starter = work / "starter"
+        starter.mkdir()
+        subprocess.run(
+            [*forecast, "new", "starter", "--out", str(starter)],
+            cwd=starter,
+            env=warm.env(),
+            check=True,
+            capture_output=True,
+        )
+        prior_only = [*forecast, "run", str(starter / "starter.yaml"), "--out", str(out)]
+        timed(prior_only, warm.env(), ROOT)  # prime
+        rows["prior"] = measure("run prior-only (warm)", prior_only, args.repeat, warm, ROOT)
+
+        # ---- the baseline
+        baseline = [py, str(ROOT / "benchmarks" / "baseline.py")]
+        rows["base_cold"] = measure("baseline (cold)", baseline, args.cold, fresh, ROOT)
+        timed(baseline, warm.env(), ROOT)  # prime
+        rows["base_warm"] = measure("baseline (warm)", baseline, args.repeat, warm, ROOT)
+
+        # ---- forecast run, each bundled scenario
+        for sid, path in SCENARIOS.items():
+            cmd = [*forecast, "run", str(path), "--out", str(out)]
+            rows[f"cold {sid}"] = measure(f"run {sid} (cold)", cmd, args.cold, fresh, ROOT)
+            timed(cmd, warm.env(), ROOT)  # prime
+            rows[f"warm {sid}"] = measure(f"run {sid} (warm)", cmd, args.repeat, warm, ROOT)
+
+        # ---- what-ifs on the reports just written (warm)
+        a, b = (out / sid for sid in SCENARIOS)
+        rows["compare"] = measure(
+            "compare (report folders)",
+            [*forecast, "compare", str(a), str(b), "--out", str(out)],
+            1,
+            warm,
+            ROOT,
+        )
+        rows["sensitivity"] = measure(
+            "sensitivity diplomat-2011",
+            [*forecast, "sensitivity", str(SCENARIOS["diplomat-2011"]), "--out", str(out)],
+            1,
+            warm,
+            ROOT,
+        )
+        rows["backtest"] = measure(
+            "backtest commentary-2013",
+            [*forecast, "backtest", str(SCENARIOS["commentary-2013"]), "--out", str(out)],
+            1,
+            warm,
+            ROOT,
+        )
+        base_p = json.loads(rows["base_warm"].output.strip().splitlines()[-1])["p_success"]
+        ours = json.loads((out / "commentary-2013" / "summary.json").read_text())
+        agreement = (base_p, ours["p_success"]["mean"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    report(rows, agreement)
+    if args.json:
+        args.json.write_text(
+            json.dumps({k: {"seconds": r.seconds, "rss": r.rss} for k, r in rows.items()}, indent=2)
+        )
+
+
+def report(rows: dict[str, Row], agreement: tuple[float, float]) -> None:
+    cold, warm = rows["base_cold"].median, rows["base_warm"].median
+    imp = rows["import"].median
+    lines = [
+        "| run | median s | n | ratio | target | peak RSS GiB | met |",
+        "|---|---:|---:|---:|---|---:|---|",
+    ]
+
+    def line(key: str, ref: float | None, ref_name: str, target: float | None) -> None:
+        r = rows[key]
+        ratio = r.median / ref if ref else None
+        if target is None:
+            met = ""
+        elif ref is None:
+            met = "yes" if r.median <= target else "**no**"
+        else:
+            met = "yes" if ratio <= target else "**no**"
+        if r.peak_rss > GIB:
+            met = (met + " " if met else "") + "(**RSS over 1 GiB**)"
+        tgt = (
+            ""
+            if target is None
+            else (f"≤ {target:g} s" if ref is None else f"≤ {target:g}× {ref_name}")
+        )
+        lines.append(
+            f"| {r.name} | {r.median:.2f} | {len(r.seconds)} | "
+            f"{'' if ratio is None else f'{ratio:.2f}×'} | {tgt} | {r.peak_rss / GIB:.2f} | {met} |"
+        )
+
+    line("help", None, "", 0.3)
+    line("import", None, "", None)
+    line("prior", imp, "import pymc", 3)
+    line("base_cold", None, "", None)
+    line("base_warm", None, "", None)
+    for sid in SCENARIOS:
+        line(f"cold {sid}", cold, "cold baseline", 0.15)
+        line(f"warm {sid}", warm, "warm baseline", 0.6)
+    for key in ("compare", "sensitivity", "backtest"):
+        line(key, warm, "warm baseline", None)
+    print()
+    print("\n".join(lines))
+    print(
+        f"\nSame model check: P(success) mean {agreement[0]:.3f} (baseline) vs "
+        f"{agreement[1]:.3f} (forecast run commentary-2013)."
+    )
+
+
+if __name__ == "__main__":
+    main()
