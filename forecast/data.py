@@ -22,6 +22,9 @@ from forecast.scenario import MAX_EXACT_FACTORS, Loaded
 UNKNOWN = -1
 #: Beyond this many rows the file is refused rather than risk the memory target.
 MAX_ROWS = 200_000
+#: Beyond this many rounds with an outcome (after filters) the model is not fitted: NUTS
+#: would take many minutes, and reference classes of negotiations are hundreds at most.
+MAX_MODEL_ROUNDS = 10_000
 
 
 @dataclass
@@ -143,6 +146,11 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
     df = df[keep]
 
     ids = df["round_id"].str.strip()
+    if (ids == "").any():
+        i = (ids == "").idxmax()
+        raise ScenarioError.one(
+            "round_id is blank: every round needs an id", path, int(df.loc[i, "_line"]), "round_id"
+        )
     dup = ids[ids.duplicated()]
     if len(dup):
         row = df.loc[dup.index[0]]
@@ -153,8 +161,14 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
     def dates(col: str) -> pd.Series:
         parsed = pd.to_datetime(df[col].str.strip(), format="%Y-%m-%d", errors="coerce")
         bad = parsed.isna() & (df[col].str.strip() != "")
-        if col == "start_date":
-            bad |= df[col].str.strip() == ""
+        if col == "start_date" and (df[col].str.strip() == "").any():
+            i = (df[col].str.strip() == "").idxmax()
+            raise ScenarioError.one(
+                "start_date is blank: every round needs the date it started",
+                path,
+                int(df.loc[i, "_line"]),
+                col,
+            )
         if bad.any():
             i = bad.idxmax()
             raise ScenarioError.one(
@@ -242,6 +256,15 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
             "fewer factors without one",
             path,
             int(df["_line"].iloc[i]),
+        )
+    if has_outcome.sum() > MAX_MODEL_ROUNDS:
+        raise ScenarioError.one(
+            f"{int(has_outcome.sum()):,} reference rounds have an outcome; forecast fits at most "
+            f"{MAX_MODEL_ROUNDS:,}. Narrow the reference class with reference.filter, "
+            "reference.exclude or reference.before",
+            sc.path,
+            sc.line_of(("reference", "data")),
+            "reference.data",
         )
     group = None
     if ref.group:

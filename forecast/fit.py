@@ -23,6 +23,14 @@ from forecast.beliefs import cache_dir
 RHAT_MAX = 1.01
 ESS_PER_CHAIN = 100
 FORWARD_MODE = "FAST_COMPILE"
+#: Model checks hold (draw × round) arrays; past this many elements they thin the draws
+#: (2e6 float64 = 16 MB per array, several alive at once) to keep within 1 GiB.
+CHECK_ELEMENTS = 2_000_000
+
+
+def check_stride(n_rounds: int, n_draws: int) -> int:
+    """Keep every k-th draw for per-round model checks; 1 for any ordinary data set."""
+    return max(1, -(-n_rounds * n_draws // CHECK_ELEMENTS))
 
 
 def configure_jax(chains: int) -> None:
@@ -275,7 +283,18 @@ def run_fit(
         if len(learned) < len(model.free_RVs):
             exact_unlearned(model, tree, learned, exact_seed)
         say("computing log densities")
-        pm.stats.compute_log_likelihood(tree, model=model, progressbar=False, backend="jax")
+        n_rounds = tree["observed_data"]["outcomes"].shape[0]
+        stride = check_stride(n_rounds, chains * draws)
+        if stride > 1:
+            thin = tree.isel(draw=slice(None, None, stride))
+            pm.stats.compute_log_likelihood(thin, model=model, progressbar=False, backend="jax")
+            tree["log_likelihood"] = thin["log_likelihood"]
+            notes.append(
+                f"model checks use every {stride}th draw ({chains * -(-draws // stride)} of "
+                f"{chains * draws}) to keep {n_rounds:,} rounds within memory"
+            )
+        else:
+            pm.stats.compute_log_likelihood(tree, model=model, progressbar=False, backend="jax")
         pm.stats.compute_log_prior(tree, model=model, progressbar=False, backend="jax")
     tree["prior"] = xr.DataTree(prior)
     diag = diagnostics(tree, learned, chains)

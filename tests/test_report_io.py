@@ -1,6 +1,7 @@
 """Reports are all or nothing; diagnostics decide the exit code."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +109,61 @@ def test_failing_diagnostics_exit_1_with_the_report_written(
     assert r.exit_code == 1
     assert "diagnostics fail" in r.output
     assert (out / "test" / "report.html").is_file()
+
+
+def _writer(final: str, name: str, start, files: int) -> None:
+    """Write ``files`` files naming this writer, slowly, into one atomic folder."""
+    import time
+
+    start.wait()
+    with atomic_folder(Path(final)) as tmp:
+        for i in range(files):
+            (tmp / f"f{i}.txt").write_text(name)
+            time.sleep(0.002)
+
+
+def test_two_concurrent_writers_never_mix(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    final = tmp_path / "report"
+    for attempt in range(5):
+        start = ctx.Event()
+        procs = [
+            ctx.Process(target=_writer, args=(str(final), f"w{attempt}-{w}", start, 30))
+            for w in range(2)
+        ]
+        for p in procs:
+            p.start()
+        start.set()
+        for p in procs:
+            p.join(timeout=60)
+            assert p.exitcode == 0
+        contents = {p.read_text() for p in final.iterdir()}
+        assert len(contents) == 1, contents  # every file from the same writer
+        assert sorted(p.name for p in final.iterdir()) == sorted(f"f{i}.txt" for i in range(30))
+    # no staging or set-aside folders are left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".report.lock", "report"]
+
+
+def test_two_forecast_runs_into_one_folder_at_once(write_scenario, tmp_path):
+    """Two real processes, same scenario, same report folder: one whole report wins."""
+    import subprocess
+    import sys
+
+    path = write_scenario(PRIOR_ONLY)
+    out = tmp_path / "reports"
+    cmd = [sys.executable, "-m", "forecast.cli", "run", str(path), "--out", str(out), "--json"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in "ab"]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    folder = out / "test"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["posterior.nc", "report.html", "scenario.resolved.yaml", "summary.json", "summary.md"]
+    )
+    summary = json.loads((folder / "summary.json").read_text())
+    # the folder's files agree with each other: summary.json matches posterior.nc
+    tree = xr.open_datatree(folder / "posterior.nc", engine="h5netcdf")
+    p = float(tree["prior"]["p_success"].mean())
+    assert summary["p_success_prior"]["mean"] == pytest.approx(p, abs=1e-3)
+    assert [q.name for q in out.iterdir() if not q.name.endswith(".lock")] == ["test"]
