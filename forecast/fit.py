@@ -76,6 +76,23 @@ def seeds(seed: int, n: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
+#: Largest intermediate array (elements) of a batch of vectorised draws: 4e6 float64 =
+#: 32 MB, so that the dozen or so alive at once stay well inside the 1 GiB target.
+BATCH_ELEMENTS = 4_000_000
+
+
+def _cells_per_draw(outputs) -> int:
+    """The largest static size of any array in the graph of one draw (1 if none known)."""
+    from pytensor.graph.traversal import ancestors
+
+    sizes = [
+        int(np.prod(v.type.shape))
+        for v in ancestors(outputs)
+        if getattr(v.type, "shape", None) is not None and None not in v.type.shape
+    ]
+    return max(sizes, default=1)
+
+
 def _vectorised_draws(
     model,
     names: list[str],
@@ -85,12 +102,15 @@ def _vectorised_draws(
     given: dict[str, np.ndarray] | None = None,
     extra: list | None = None,
 ):
-    """``n`` exact prior draws of ``names`` (and the data log-likelihood) in one call.
+    """``n`` exact prior draws of ``names`` (and the data log-likelihood), vectorised.
 
     The model's own graph is vectorised: each free variable is redrawn with a leading
     batch dimension and everything downstream is recomputed from those batches, so one
-    call of one FAST_COMPILE function replaces ``n`` calls of
-    ``pm.sample_prior_predictive`` (measured 0.5 s against 2.3 s for 4,000 draws).
+    FAST_COMPILE function replaces ``n`` calls of ``pm.sample_prior_predictive``
+    (measured 0.5 s against 2.3 s for 4,000 draws). Draws are taken in batches sized
+    so that no intermediate array exceeds ``BATCH_ELEMENTS`` (50 factors summed over
+    by Monte Carlo would otherwise need gigabytes); ``given`` fixes some variables to
+    supplied draws (one row per draw).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -109,22 +129,37 @@ def _vectorised_draws(
         observed = model.rvs_to_values[rv]
         outputs.append(pm.logp(rv, observed).sum(axis=-1))  # over rounds, per draw
     outputs += list(extra or [])
-    given = given or {}
-    batched = {
-        rv: pt.constant(given[rv.name])
-        if rv.name in given
-        else change_dist_size(rv, new_size=(n,), expand=True)
-        for rv in free
-    }
+    given = {k: np.asarray(v) for k, v in (given or {}).items()}
+    batch = int(min(n, max(1, BATCH_ELEMENTS // _cells_per_draw(outputs))))
+    inputs, batched = [], {}
+    for rv in free:
+        if rv.name in given:
+            value = given[rv.name]
+            x = pt.tensor(rv.name, dtype=value.dtype, shape=(batch, *value.shape[1:]))
+            inputs.append(x)
+            batched[rv] = x
+        else:
+            batched[rv] = change_dist_size(rv, new_size=(batch,), expand=True)
     outputs = vectorize_graph(outputs, replace=batched)
-    values = pm.draw(outputs, random_seed=seed, mode=FORWARD_MODE)
-    values = list(values) if isinstance(values, list | tuple) else [values]
+    fn = pm.pytensorf.compile(
+        inputs, outputs, random_seed=seed, mode=FORWARD_MODE, on_unused_input="ignore"
+    )
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, n, batch):
+        args = []
+        for rv in free:
+            if rv.name in given:
+                part = given[rv.name][start : start + batch]
+                pad = batch - len(part)  # the last batch: pad, and drop the padding below
+                args.append(np.concatenate([part, np.repeat(part[-1:], pad, axis=0)]))
+        chunks.append([np.asarray(v) for v in fn(*args)])
     out = []
-    for value in values:
-        value = np.asarray(value)
-        if value.ndim == 0 or value.shape[0] != n:  # depends on no free variable
-            value = np.broadcast_to(value, (n, *value.shape))
-        out.append(value)
+    for i in range(len(outputs)):
+        first = chunks[0][i]
+        if first.ndim == 0 or first.shape[0] != batch:  # depends on no free variable
+            out.append(np.broadcast_to(first, (n, *first.shape)))
+        else:
+            out.append(np.concatenate([c[i] for c in chunks])[:n])
     return out
 
 

@@ -25,7 +25,7 @@ from forecast.data import UNKNOWN, ReferenceData
 from forecast.scenario import MAX_EXACT_FACTORS, Scenario
 
 #: Factor states drawn for the case when there are too many factors to enumerate.
-MONTE_CARLO_STATES = 4096
+MONTE_CARLO_STATES = 1024
 #: Memory guard for the per-round enumeration of unknown factor values.
 MAX_ROUND_STATES = 20_000_000
 
@@ -240,12 +240,10 @@ def build_model(
             weight = pt.ones((cs.x.shape[0],)) / cs.x.shape[0]
         shift = (x[:, None, :] * log_odds_ratio[None, :, :]).sum(axis=-1)  # (state, stage)
         pass_prob = pm.math.sigmoid(logit_case[None, :] + shift)
-        # P(reach stage s) = product of the earlier stages' pass probabilities; built stage by
-        # stage (not cumprod) so that batches of draws vectorise elementwise
-        reached = [pt.ones_like(pass_prob[:, 0])]
-        for s_idx in range(1, len(stages)):
-            reached.append(reached[-1] * pass_prob[:, s_idx - 1])
-        reach = pt.stack(reached, axis=1)
+        # P(reach stage s) = product of the earlier stages' pass probabilities; one product
+        # per stage (not cumprod, not ones_like: neither has a vectorised NumPy implementation,
+        # so a batch of draws would be evaluated element by element in Python)
+        reach = pt.stack([pt.prod(pass_prob[:, :s], axis=1) for s in range(len(stages))], axis=1)
         p_round = pm.Deterministic("p_round", (weight * pt.prod(pass_prob, axis=1)).sum())
         pm.Deterministic(
             "p_stage",

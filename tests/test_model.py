@@ -224,8 +224,9 @@ def test_monte_carlo_case_beyond_twelve_factors(write_scenario, tmp_path):
     exact = np.sum(
         stats.binom.pmf(k, 14, 0.5) / (1 + np.exp(-(math.log(0.4 / 0.6) + k * math.log(0.9))))
     )
-    # 4096 Monte Carlo states: the per-state sd is < 0.1, so the error is < 0.002 (1.5 sd)
-    assert result.summary["p_success"]["mean"] == pytest.approx(exact, abs=0.005)
+    # 1024 Monte Carlo states: the per-state sd is < 0.1, so the standard error is < 0.0031;
+    # 0.008 is 2.5 standard errors
+    assert result.summary["p_success"]["mean"] == pytest.approx(exact, abs=0.008)
 
 
 @pytest.mark.slow

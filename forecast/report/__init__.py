@@ -12,21 +12,44 @@ from forecast.report.tables import build_summary, finite_or_none, markdown
 __all__ = ["atomic_folder", "build_summary", "write_report"]
 
 
+#: Panels per figure; past this a figure shows the first ones and says so (the tables
+#: list every belief).
+MAX_PANELS = 24
+
+
+def _panels(names: list[str]) -> tuple[list[str], str | None]:
+    if len(names) <= MAX_PANELS:
+        return names, None
+    return names[:MAX_PANELS], f"first {MAX_PANELS} of {len(names)}; the table lists all"
+
+
 def make_figures(prep, fit) -> dict[str, str]:
     """All figures of the run report, as data URIs."""
     from forecast.report import figures
 
     tree, group = fit.tree, fit.draws_group
     free = [a for a, p in prep.priors.items() if not p.is_constant]
+    learned = set(fit.checks.get("learned", free))
+    # beliefs the data bear on first: theirs is the interesting prior-vs-posterior shift
+    free = [a for a in free if a in learned] + [a for a in free if a not in learned]
     out = {"p_success": figures.p_success_density(tree, group)}
     out["stages"] = figures.distributions(tree, ["p_stage"], group, "P(pass | reached the stage)")
     if fit.method == "nuts":
         out["prior_posterior"] = figures.prior_vs_posterior(tree, ["p_success"], "P(success)")
         if free:
-            out["assumptions"] = figures.prior_vs_posterior(tree, free, "value of the belief")
-            out["rank"] = figures.rank_plot(tree, free)
+            shown, title = _panels(free)
+            out["assumptions"] = figures.prior_vs_posterior(
+                tree, shown, "value of the belief", title
+            )
+            # the others are exact prior draws, not MCMC: nothing to diagnose
+            sampled, title = _panels([a for a in free if a in learned])
+            if sampled:
+                out["rank"] = figures.rank_plot(tree, sampled, title)
     elif free:
-        out["assumptions"] = figures.distributions(tree, free, "prior", "value of the belief")
+        shown, title = _panels(free)
+        out["assumptions"] = figures.distributions(
+            tree, shown, "prior", "value of the belief", title
+        )
     if fit.checks.get("ppc_arrays"):
         out["ppc"] = figures.ppc_rates(
             fit.checks["ppc_arrays"], fit.tree["posterior"].sizes["chain"]

@@ -111,7 +111,7 @@ def distributions(
     return _finish(pc, xlabel, title)
 
 
-def rank_plot(tree, var_names: list[str]) -> str:
+def rank_plot(tree, var_names: list[str], title: str | None = None) -> str:
     """Rank ECDFs per chain: chains that mix well stay inside the envelope."""
     azp = _setup()
     n = len(var_names)
@@ -122,7 +122,7 @@ def rank_plot(tree, var_names: list[str]) -> str:
         col_wrap=min(n, 3),
         figure_kwargs={"figsize": (3.6 * min(n, 3), 2.4 * ((n + 2) // 3))},
     )
-    return _finish(pc, "fractional rank of the draw (one line per chain)")
+    return _finish(pc, "fractional rank of the draw (one line per chain)", title)
 
 
 def overlaid_p_success(

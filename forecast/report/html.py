@@ -181,7 +181,12 @@ def render(
             f"divergences <b>{d['divergences']}</b> — <span class='{cls}'>{verdict}</span> "
             "(thresholds: R-hat ≤ 1.01, bulk ESS ≥ 100 per chain, no divergences).</p>"
         )
-        parts.append(_fig(figures.get("rank"), "Rank plots of the free variables"))
+        parts.append(
+            _fig(
+                figures.get("rank"),
+                "Rank plots of the beliefs NUTS sampled (the others are exact prior draws)",
+            )
+        )
     else:
         parts.append(
             "<p>No reference data: the forecast is the prior, sampled forward exactly. No MCMC, so no R-hat or ESS.</p>"
