@@ -61,3 +61,15 @@ def write_scenario(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def bundled_run(tmp_path_factory):
+    """Both bundled scenarios run once for the session: (click Result, reports folder)."""
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+
+    out = tmp_path_factory.mktemp("reports")
+    result = CliRunner().invoke(app, ["run", *map(str, BUNDLED), "--out", str(out), "--json"])
+    return result, out

@@ -32,17 +32,6 @@ def test_bundled_scenarios_quote_every_assumption(path):
     assert loaded.spec.reference is not None
 
 
-@pytest.fixture(scope="module")
-def bundled_run(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from forecast.cli import app
-
-    out = tmp_path_factory.mktemp("reports")
-    result = CliRunner().invoke(app, ["run", *map(str, BUNDLED), "--out", str(out), "--json"])
-    return result, out
-
-
 @pytest.mark.slow
 def test_bundled_scenarios_fit_cleanly(bundled_run):
     result, _ = bundled_run
@@ -116,3 +105,20 @@ def test_report_contract(bundled_run, name):
     again = Scenario.model_validate(raw)  # still a valid scenario
     kinds = {a.belief.kind for a in assumptions(again)}
     assert kinds <= {"beta", "lognormal", "normal", "constant"}, kinds
+
+
+@pytest.mark.slow
+def test_same_scenario_and_seed_give_the_same_summary(bundled_run, tmp_path):
+    """A second run, in a fresh process, reproduces summary.json but for its creation time."""
+    import subprocess
+    import sys
+
+    _, out = bundled_run
+    path = BUNDLED[0]
+    cmd = [sys.executable, "-m", "forecast.cli", "run", str(path), "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    first = json.loads((out / path.stem / "summary.json").read_text())
+    second = json.loads((tmp_path / path.stem / "summary.json").read_text())
+    first["provenance"].pop("created"), second["provenance"].pop("created")
+    assert first == second
