@@ -190,12 +190,9 @@ def run(
 def model_checks(prep: Prepared, model, result) -> dict[str, Any]:
     """Posterior predictive rates per stage and group, LOO, and the plain-language notes."""
     from forecast.checks import loo_summary, ppc_rates
-    from forecast.fit import check_stride, data_dependent, stage_pass_probabilities
+    from forecast.fit import data_dependent
 
-    posterior = result.tree["posterior"].to_dataset()
-    n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
-    posterior = posterior.isel(draw=slice(None, None, check_stride(prep.data.n_rounds, n_draws)))
-    p_pass = stage_pass_probabilities(model, posterior, prep.settings.seed)
+    p_pass = result.p_pass  # computed by the fit with the log-likelihood, in one pass
     stages = list(prep.loaded.spec.stages)
     rows, arrays = ppc_rates(p_pass, prep.data, stages, prep.settings.seed)
     return {

@@ -61,6 +61,8 @@ class Fit:
     seconds: float
     notes: list[str] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)  # model checks, when there are data
+    #: P(pass stage | reached it) per (thinned) posterior draw, round and stage, for the checks
+    p_pass: Any = None
 
     @property
     def passed(self) -> bool:
@@ -318,22 +320,65 @@ def run_fit(
         if len(learned) < len(model.free_RVs):
             exact_unlearned(model, tree, learned, exact_seed)
         say("computing log densities")
-        n_rounds = tree["observed_data"]["outcomes"].shape[0]
-        stride = check_stride(n_rounds, chains * draws)
+        outcomes = tree["observed_data"]["outcomes"]
+        stride = check_stride(outcomes.shape[0], chains * draws)
+        posterior = tree["posterior"].to_dataset().isel(draw=slice(None, None, stride))
         if stride > 1:
-            thin = tree.isel(draw=slice(None, None, stride))
-            pm.stats.compute_log_likelihood(thin, model=model, progressbar=False, backend="jax")
-            tree["log_likelihood"] = thin["log_likelihood"]
             notes.append(
-                f"model checks use every {stride}th draw ({chains * -(-draws // stride)} of "
-                f"{chains * draws}) to keep {n_rounds:,} rounds within memory"
+                f"model checks use every {stride}th draw ({chains * posterior.sizes['draw']} of "
+                f"{chains * draws}) to keep {outcomes.shape[0]:,} rounds within memory"
             )
-        else:
-            pm.stats.compute_log_likelihood(tree, model=model, progressbar=False, backend="jax")
-        pm.stats.compute_log_prior(tree, model=model, progressbar=False, backend="jax")
+        loglik, p_pass = pointwise(model, posterior, nuts_seed)
+        shape = (chains, posterior.sizes["draw"], outcomes.shape[0])
+        tree["log_likelihood"] = xr.DataTree(
+            xr.Dataset(
+                {"outcomes": (("chain", "draw", outcomes.dims[0]), loglik.reshape(shape))},
+                coords={
+                    "chain": posterior["chain"],
+                    "draw": posterior["draw"],
+                    outcomes.dims[0]: outcomes[outcomes.dims[0]],
+                },
+            )
+        )
+        tree["log_prior"] = xr.DataTree(log_prior_group(model, tree["posterior"].to_dataset()))
     tree["prior"] = xr.DataTree(prior)
     diag = diagnostics(tree, learned, chains)
-    return Fit(tree, "nuts", diag, time.perf_counter() - start, notes)
+    fit = Fit(tree, "nuts", diag, time.perf_counter() - start, notes)
+    fit.p_pass = p_pass
+    return fit
+
+
+def log_prior_group(model, posterior):
+    """Each free variable's prior log-density at its posterior draws (ArviZ ``log_prior``).
+
+    The densities are on the variables' own (constrained) scale, as
+    ``pm.stats.compute_log_prior`` gives them. A forecast model's beliefs have fixed
+    prior parameters, so each density is elementwise over the draws: one NumPy-mode
+    function evaluates all of them at once (measured 0.2 s, against 2.4 s for JAX
+    tracing a function per draw batch); a model where a prior depends on another
+    variable falls back to PyMC's own function.
+    """
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+    import xarray as xr
+    from pytensor.graph.traversal import ancestors
+
+    free = list(model.free_RVs)
+    dependent = [rv for rv in free if set(ancestors(rv.owner.inputs)) & set(free)]
+    if dependent:
+        tree = xr.DataTree.from_dict({"posterior": posterior})
+        pm.stats.compute_log_prior(tree, model=model, progressbar=False, backend="jax")
+        return tree["log_prior"].to_dataset()
+    values = [posterior[rv.name] for rv in free]
+    outputs = [pm.logp(rv, pt.constant(v.values)) for rv, v in zip(free, values, strict=True)]
+    densities = pytensor.function([], outputs, mode=FORWARD_MODE)()
+    return xr.Dataset(
+        {
+            rv.name: v.copy(data=np.broadcast_to(d, v.shape))
+            for rv, v, d in zip(free, values, densities, strict=True)
+        }
+    )
 
 
 def data_dependent(model) -> list[str]:
@@ -394,27 +439,34 @@ def diagnostics(tree, free: list[str], chains: int) -> dict[str, Any]:
 
 
 def stage_pass_probabilities(model, posterior, seed: int = 0) -> np.ndarray:
-    """P(round i passes stage s | it reached s), per posterior draw: (draw, round, stage).
+    """P(round i passes stage s | it reached s), per posterior draw: (draw, round, stage)."""
+    return pointwise(model, posterior, seed)[1]
 
-    Read off the outcomes' own log-density (so unknown factor values are summed over
-    exactly as in the fit): log P(pass stages ≤ s) − log P(pass stages < s).
+
+def pointwise(model, posterior, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-round log-likelihood (draw, round) and stage pass probabilities (draw, round, stage).
+
+    Both are read off the outcomes' own log-density, so unknown factor values are summed
+    over exactly as in the fit, in one vectorised evaluation at the posterior draws:
+    P(pass s | reached s) = exp(log P(pass stages ≤ s) − log P(pass stages < s)).
     """
     import pymc as pm
 
     rv = model["outcomes"]
-    n_rounds, n_stages = model.rvs_to_values[rv].type.shape
+    observed = model.rvs_to_values[rv]
+    n_rounds, n_stages = observed.type.shape
     learned = [name for name in data_dependent(model) if name in posterior]
     n = posterior.sizes["chain"] * posterior.sizes["draw"]
     given = flat_draws(posterior, learned)
-    extra = []
+    extra = [pm.logp(rv, observed)]  # per round
     for s in range(n_stages):
         value = np.full((n_rounds, n_stages), -1, dtype="int64")
         value[:, : s + 1] = 1
         extra.append(pm.logp(rv, value))
-    values = _vectorised_draws(model, [], n, seed, given=given, extra=extra)
+    loglik, *values = _vectorised_draws(model, [], n, seed, given=given, extra=extra)
     log_reach = np.stack(values, axis=-1)  # (draw, round, stage): log P(pass stages <= s)
     previous = np.concatenate([np.zeros_like(log_reach[..., :1]), log_reach[..., :-1]], axis=-1)
-    return np.exp(log_reach - previous)
+    return loglik, np.exp(log_reach - previous)
 
 
 def importance(model, n: int, seed: int, log_q=0.0, given=None, log_prior_target=0.0) -> Reweighted:

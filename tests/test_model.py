@@ -254,3 +254,49 @@ def test_beliefs_the_data_do_not_touch_keep_their_exact_prior(write_scenario, tm
     # and the forecast was recomputed from them: p_success varies with holds as it should
     p = result.fit.tree["posterior"]["p_success"].values.ravel()
     assert np.corrcoef(draws, p)[0, 1] < -0.1  # the leader lowers the odds
+
+
+def test_pointwise_densities_equal_pymcs(write_scenario):
+    """The one-pass log-likelihood and log-prior equal PyMC's compute_log_* at any draws."""
+    import pymc as pm
+    import xarray as xr
+
+    from forecast.data import load_reference
+    from forecast.fit import configure_jax, forward_sample, log_prior_group, pointwise
+    from forecast.model import build_model
+
+    configure_jax(2)
+    csv = (
+        "round_id,track,start_date,agreement,implemented,leader,source\n"
+        "a,x,2001-01-01,1,1,1,s\nb,x,2002-01-01,0,,,s\nc,y,2003-01-01,1,0,,s\n"
+        "d,y,2004-01-01,1,,0,s\ne,z,2005-01-01,0,,1,s\n"
+    )
+    path = write_scenario(
+        """
+        factors:
+          leader: {holds: likely, column: leader, in_reference: even odds}
+          mood: {holds: unlikely, in_reference: unlikely}
+        stages:
+          agreement:
+            base_rate: {belief: unlikely}
+            effects: {leader: {odds_ratio: raises}, mood: {odds_ratio: lowers}}
+            column: agreement
+          implementation: {base_rate: {belief: likely}, column: implemented}
+        reference: {data: rounds.csv, group: track}
+        """.replace("even odds", "roughly even chance"),
+        csv=csv,
+    )
+    prep = api.prepare(path)
+    model = build_model(prep.loaded.spec, prep.priors, load_reference(prep.loaded), 1)
+    draws = forward_sample(model, 50, 2, seed=3)  # any draws will do: densities are pointwise
+    names = [rv.name for rv in model.free_RVs]
+    tree = xr.DataTree.from_dict({"posterior": draws[names]})
+    pm.stats.compute_log_likelihood(tree, model=model, progressbar=False)
+    pm.stats.compute_log_prior(tree, model=model, progressbar=False)
+    loglik, p_pass = pointwise(model, draws[names])
+    want = tree["log_likelihood"]["outcomes"].values.reshape(100, -1)
+    np.testing.assert_allclose(loglik, want, rtol=1e-9, atol=1e-12)
+    ours = log_prior_group(model, draws[names])
+    for name in names:
+        np.testing.assert_allclose(ours[name].values, tree["log_prior"][name].values, rtol=1e-9)
+    assert p_pass.shape == (100, 5, 2) and ((p_pass > 0) & (p_pass < 1)).all()

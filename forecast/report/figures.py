@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import sys
 from typing import Any
 
 HDI_PROB = 0.9
@@ -25,9 +26,35 @@ def _setup():
     warnings.filterwarnings("ignore", message=".*look binary.*")
 
     matplotlib.use("Agg")
+    _no_lazy_jax_import()
     import arviz_plots as azp
 
     return azp
+
+
+def _no_lazy_jax_import() -> None:
+    """Keep matplotlib from importing all of JAX to learn a NumPy array is not a JAX array.
+
+    arviz_base registers ``jax`` as a lazy module; matplotlib's ``_is_jax_array`` asks it
+    for ``jax.Array`` on every plotted array, which loads JAX (1.3 s of a prior-only
+    run, which otherwise never needs it). While the lazy module is unloaded no JAX
+    array can exist, so the answer is "no" without asking.
+    """
+    import importlib.util
+
+    from matplotlib import cbook
+
+    real = getattr(cbook, "_is_jax_array", None)
+    if real is None or getattr(real, "lazy_aware", False):
+        return
+
+    def is_jax_array(x) -> bool:
+        if isinstance(sys.modules.get("jax"), importlib.util._LazyModule):
+            return False
+        return real(x)
+
+    is_jax_array.lazy_aware = True
+    cbook._is_jax_array = is_jax_array
 
 
 def _subset(tree, var_names: list[str], groups=("prior", "posterior")):
