@@ -4,7 +4,9 @@
     uv run python benchmarks/run.py --quick    # one repeat each, no cold baseline repeats
 
 Every row is a fresh process timed from start to exit (wall clock) with its peak
-resident memory (``ru_maxrss`` of that child, from ``os.wait4``). "Cold" runs get
+resident memory (``ru_maxrss`` of that child from ``os.wait4``: the largest of it and
+of any process it ran, such as a compiler; this runner imports nothing heavy, since
+Linux counts a parent's peak into a forked child's). "Cold" runs get
 fresh, empty caches: PyTensor's ``base_compiledir`` (which holds its C and numba
 caches), numba's cache, JAX's persistent compilation cache and forecast's own cache
 (``FORECAST_CACHE_DIR``). "Warm" runs share caches primed by one unmeasured run.
@@ -110,11 +112,14 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
-    import pymc
+    # not `import pymc`: this process stays small, because Linux carries a parent's peak
+    # memory into a (v)forked child's ru_maxrss
+    from importlib.metadata import version
 
     return (
         f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, "
-        f"Python {platform.python_version()}, PyMC {pymc.__version__}"
+        f"Python {platform.python_version()}, PyMC {version('pymc')}, "
+        f"JAX {version('jax')}, numpyro {version('numpyro')}"
     )
 
 

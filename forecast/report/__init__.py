@@ -130,7 +130,7 @@ def write_report(prep, fit, folder: Path) -> dict[str, Any]:
     with atomic_folder(folder) as tmp:
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
         (tmp / "summary.md").write_text(markdown(summary))
-        (tmp / "report.html").write_text(render(summary, figs))
+        (tmp / "report.html").write_text(render(summary, figs, seconds=fit.seconds))
         (tmp / "scenario.resolved.yaml").write_text(resolved_yaml(prep))
         tree.to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
     return summary

@@ -101,9 +101,13 @@ def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
 
 
 def render(
-    summary: dict[str, Any], figures: dict[str, str], sections: list[str] | None = None
+    summary: dict[str, Any],
+    figures: dict[str, str],
+    sections: list[str] | None = None,
+    seconds: float | None = None,
 ) -> str:
-    """The whole page. ``sections`` are extra HTML blocks (sensitivity, backtest...)."""
+    """The whole page. ``sections`` are extra HTML blocks (sensitivity, backtest...);
+    ``seconds`` is the fit's run time (not in summary.json, which a rerun reproduces)."""
     q, d = summary["question"], summary["diagnostics"]
     src = summary.get("source", {})
     parts = [
@@ -210,7 +214,7 @@ def render(
         ("overrides", ", ".join(p["overrides"]) or "none"),
         ("seed / chains / draws", f"{p['seed']} / {p['chains']} / {p['draws']}"),
         ("sampler", p["sampler"]),
-        ("run time", f"{p['seconds']} s"),
+        ("run time", "—" if seconds is None else f"{seconds:.1f} s"),
         ("versions", ", ".join(f"{k} {v}" for k, v in p["versions"].items())),
         ("created", p["created"]),
     ]

@@ -152,7 +152,6 @@ def build_summary(prep, fit) -> dict[str, Any]:
             "sampler": "numpyro NUTS (tune 1000)"
             if fit.method == "nuts"
             else "forward sampling (exact)",
-            "seconds": _r(fit.seconds, 2),
             "versions": versions(),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         },
