@@ -303,22 +303,22 @@ def run_fit(
 
     configure_jax(chains)
     say(f"sampling {chains} chains × {draws} draws (NUTS)")
+    learned = data_dependent(model)
     with warnings.catch_warnings(), _quiet_pymc():
         warnings.simplefilter("ignore")
         tree = pm.sample(
             draws,
             tune=1000,
             chains=chains,
-            model=model,
+            model=nuts_model(model, learned),
+            var_names=learned,
             nuts_sampler="numpyro",
             random_seed=nuts_seed,
             progressbar=False,
             compute_convergence_checks=False,
             nuts={"chain_method": _chain_method(chains)},
         )
-        learned = data_dependent(model)
-        if len(learned) < len(model.free_RVs):
-            exact_unlearned(model, tree, learned, exact_seed)
+        exact_unlearned(model, tree, learned, exact_seed)
         say("computing log densities")
         outcomes = tree["observed_data"]["outcomes"]
         stride = check_stride(outcomes.shape[0], chains * draws)
@@ -391,24 +391,45 @@ def data_dependent(model) -> list[str]:
     return [rv.name for rv in model.free_RVs if rv in upstream]
 
 
-def exact_unlearned(model, tree, learned: list[str], seed: int) -> None:
-    """Replace NUTS draws of beliefs the data do not touch by exact prior draws.
+def nuts_model(model, learned: list[str]):
+    """The model NUTS needs: the beliefs the data do not touch fixed at constants.
 
     The posterior factorises: a belief no data bear on (whether a factor holds now, an
-    evidence ratio, a decision's values) keeps its prior, independent of the rest. Exact
-    draws are better than MCMC ones, and the deterministics are recomputed from them.
+    evidence ratio, a decision's values) keeps its prior, independent of the rest, so
+    NUTS only has to explore the others. Fewer dimensions and a smaller graph: diplomat-2011
+    samples 12 variables instead of 31 (see :func:`exact_unlearned` for the rest).
+    """
+    import pymc as pm
+    from pymc.model.transform.conditioning import do
+
+    fixed = [rv for rv in model.free_RVs if rv.name not in learned]
+    if not fixed:
+        return model
+    # any value in the support will do: nothing NUTS samples depends on these
+    values = pm.draw(fixed, random_seed=0)
+    return do(model, {rv.name: np.asarray(v) for rv, v in zip(fixed, values, strict=True)})
+
+
+def exact_unlearned(model, tree, learned: list[str], seed: int) -> None:
+    """Give the beliefs the data do not touch exact prior draws, and every deterministic.
+
+    NUTS sampled only ``learned`` (see :func:`nuts_model`); exact draws of the rest are
+    better than MCMC ones would be, and the deterministics are computed from both.
     """
     import xarray as xr
 
     post = tree["posterior"].to_dataset()
-    n = post.sizes["chain"] * post.sizes["draw"]
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
     given = flat_draws(post, learned)
     names = [rv.name for rv in model.free_RVs if rv.name not in given]
     names += [v.name for v in model.deterministics]
-    values = _vectorised_draws(model, names, n, seed, given=given)
+    values = _vectorised_draws(model, names, chains * draws, seed, given=given)
     for name, value in zip(names, values, strict=True):
-        old = post[name]
-        post[name] = (old.dims, value.reshape(old.shape), old.attrs)
+        value = value.reshape(chains, draws, *value.shape[1:])
+        dims = list(model.named_vars_to_dims.get(name, ()))
+        dims += [f"{name}_dim_{i}" for i in range(value.ndim - 2 - len(dims))]
+        post[name] = (("chain", "draw", *dims), value)
+        post = post.assign_coords({d: list(model.coords[d]) for d in dims if d in model.coords})
     tree["posterior"] = xr.DataTree(post)
 
 

@@ -12,9 +12,9 @@ from forecast.report.tables import build_summary, finite_or_none, markdown
 __all__ = ["atomic_folder", "build_summary", "write_report"]
 
 
-#: Panels per figure; past this a figure shows the first ones and says so (the tables
-#: list every belief).
-MAX_PANELS = 24
+#: Panels per figure (each costs ~0.25 s to draw); past this a figure shows the first
+#: ones, the beliefs the data bear on first, and says so (the tables list every belief).
+MAX_PANELS = 12
 
 
 def _panels(names: list[str]) -> tuple[list[str], str | None]:
