@@ -22,7 +22,18 @@ from forecast.beliefs import cache_dir
 #: Thresholds of PRODUCT §3: the fit "fails its diagnostics" past these.
 RHAT_MAX = 1.01
 ESS_PER_CHAIN = 100
-FORWARD_MODE = "FAST_COMPILE"
+#: Vectorised draws and densities (:func:`forward_mode`): every op works on whole batches
+#: of draws, so C thunks would gain little, while compiling them cost a cold run 12 s.
+
+
+def forward_mode():
+    """FAST_COMPILE rewrites, NumPy ``perform`` only, and no constant folding (which would
+    compile C thunks to fold the model's constant arrays)."""
+    from pytensor.compile.mode import Mode
+
+    return Mode(linker="py", optimizer="fast_compile").excluding("constant_folding")
+
+
 #: Model checks hold (draw × round) arrays; past this many elements they thin the draws
 #: (2e6 float64 = 16 MB per array, several alive at once) to keep within 1 GiB.
 CHECK_ELEMENTS = 2_000_000
@@ -144,7 +155,7 @@ def _vectorised_draws(
             batched[rv] = change_dist_size(rv, new_size=(batch,), expand=True)
     outputs = vectorize_graph(outputs, replace=batched)
     fn = pm.pytensorf.compile(
-        inputs, outputs, random_seed=seed, mode=FORWARD_MODE, on_unused_input="ignore"
+        inputs, outputs, random_seed=seed, mode=forward_mode(), on_unused_input="ignore"
     )
     chunks: list[list[np.ndarray]] = []
     for start in range(0, n, batch):
@@ -372,7 +383,7 @@ def log_prior_group(model, posterior):
         return tree["log_prior"].to_dataset()
     values = [posterior[rv.name] for rv in free]
     outputs = [pm.logp(rv, pt.constant(v.values)) for rv, v in zip(free, values, strict=True)]
-    densities = pytensor.function([], outputs, mode=FORWARD_MODE)()
+    densities = pytensor.function([], outputs, mode=forward_mode())()
     return xr.Dataset(
         {
             rv.name: v.copy(data=np.broadcast_to(d, v.shape))
@@ -406,7 +417,7 @@ def nuts_model(model, learned: list[str]):
     if not fixed:
         return model
     # any value in the support will do: nothing NUTS samples depends on these
-    values = pm.draw(fixed, random_seed=0)
+    values = pm.draw(fixed, random_seed=0, mode=forward_mode())
     return do(model, {rv.name: np.asarray(v) for rv, v in zip(fixed, values, strict=True)})
 
 

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from forecast.cli import no_c_compilation
+
+no_c_compilation()  # as the console script does, before anything imports PyTensor
+
 # CI replays the same examples every run (a red build is reproducible); locally each run
 # explores new ones.
 settings.register_profile("ci", derandomize=True, print_blob=True)
