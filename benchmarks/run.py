@@ -213,6 +213,17 @@ def main() -> None:
         )
 
 
+#: What bounds each timed row from below, as measured by profiling its phases.
+LIMITS = {
+    "prior-only": "imports alone (PyMC; ArviZ stats, which loads scipy.stats; ArviZ plots "
+    "and matplotlib; xarray/h5netcdf) take ~3× `import pymc` before any work",
+    "(cold)": "XLA compiling the NUTS program (~8.5 s), JAX tracing it (~4 s), PreliZ's "
+    "numba code on the first maxent fit (~4 s), imports (~3 s) and figures (~6 s)",
+    "(warm)": "JAX traces and lowers the NUTS program before its cache lookup (~4 s), "
+    "sampling (~3 s on 2 cores), figures (~5-6 s, ~0.25 s a panel), imports (~3 s)",
+}
+
+
 def report(rows: dict[str, Row], agreement: tuple[float, float]) -> None:
     cold, warm = rows["base_cold"].median, rows["base_warm"].median
     imp = rows["import"].median
@@ -254,6 +265,14 @@ def report(rows: dict[str, Row], agreement: tuple[float, float]) -> None:
         line(key, warm, "warm baseline", None)
     print()
     print("\n".join(lines))
+    missed = [line for line in lines if "**no**" in line]
+    if missed:
+        print(
+            "\nWhat limits the missed targets (profiled phases; details in benchmarks/README.md):"
+        )
+        for key, why in LIMITS.items():
+            if any(key in line for line in missed):
+                print(f"- {key}: {why}")
     print(
         f"\nSame model check: P(success) mean {agreement[0]:.3f} (baseline) vs "
         f"{agreement[1]:.3f} (forecast run commentary-2013)."
