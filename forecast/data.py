@@ -145,12 +145,20 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         keep &= ~matches(df[col], wanted)
     df = df[keep]
 
+    def refuse_first(bad, message: str, column: str | None = None) -> None:
+        """If any row is bad, stop at the first, naming its line and column.
+
+        ``message`` may use ``{value}``, the offending cell as written.
+        """
+        bad = np.asarray(bad, dtype=bool)
+        if not bad.any():
+            return
+        i = int(np.argmax(bad))
+        value = df[column].iloc[i] if column else None
+        raise ScenarioError.one(message.format(value=value), path, int(df["_line"].iloc[i]), column)
+
     ids = df["round_id"].str.strip()
-    if (ids == "").any():
-        i = (ids == "").idxmax()
-        raise ScenarioError.one(
-            "round_id is blank: every round needs an id", path, int(df.loc[i, "_line"]), "round_id"
-        )
+    refuse_first(ids == "", "round_id is blank: every round needs an id", "round_id")
     dup = ids[ids.duplicated()]
     if len(dup):
         row = df.loc[dup.index[0]]
@@ -159,24 +167,15 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         )
 
     def dates(col: str) -> pd.Series:
-        parsed = pd.to_datetime(df[col].str.strip(), format="%Y-%m-%d", errors="coerce")
-        bad = parsed.isna() & (df[col].str.strip() != "")
-        if col == "start_date" and (df[col].str.strip() == "").any():
-            i = (df[col].str.strip() == "").idxmax()
-            raise ScenarioError.one(
-                "start_date is blank: every round needs the date it started",
-                path,
-                int(df.loc[i, "_line"]),
-                col,
+        text = df[col].str.strip()
+        if col == "start_date":
+            refuse_first(
+                text == "", "start_date is blank: every round needs the date it started", col
             )
-        if bad.any():
-            i = bad.idxmax()
-            raise ScenarioError.one(
-                f"'{df.loc[i, col]}' is not a date (expected YYYY-MM-DD)",
-                path,
-                int(df.loc[i, "_line"]),
-                col,
-            )
+        parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        refuse_first(
+            parsed.isna() & (text != ""), "'{value}' is not a date (expected YYYY-MM-DD)", col
+        )
         return parsed
 
     start = dates("start_date")
@@ -190,24 +189,15 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         if not st.column:
             break
         raw = df[st.column].str.strip()
-        bad = ~raw.isin(["0", "1", ""])
-        if bad.any():
-            i = bad.idxmax()
-            raise ScenarioError.one(
-                f"outcome must be 0, 1 or blank, got '{df.loc[i, st.column]}'",
-                path,
-                int(df.loc[i, "_line"]),
-                st.column,
-            )
+        refuse_first(
+            ~raw.isin(["0", "1", ""]), "outcome must be 0, 1 or blank, got '{value}'", st.column
+        )
         value = raw.replace("", "-1").astype(int).to_numpy()
-        stray = ~raw_passed & (value != UNKNOWN)
-        if stray.any():
-            i = int(np.argmax(stray))
+        if s_idx:
             prev = list(spec.stages)[s_idx - 1]
-            raise ScenarioError.one(
+            refuse_first(
+                ~raw_passed & (value != UNKNOWN),
                 f"outcome given for a round that did not pass stage '{prev}': must be blank",
-                path,
-                int(df["_line"].iloc[i]),
                 st.column,
             )
         known = ((end + pd.to_timedelta(st.known_after_days, unit="D")) < before).to_numpy()
@@ -223,23 +213,17 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
             x[:, f_idx] = UNKNOWN if fac.in_reference is not None else 0
             continue
         raw = df[fac.column].str.strip()
-        ok = raw.str.fullmatch(r"-?\d+") | (raw == "")
-        if not ok.all():
-            i = (~ok).idxmax()
-            raise ScenarioError.one(
-                f"factor value must be an integer or blank, got '{df.loc[i, fac.column]}'",
-                path,
-                int(df.loc[i, "_line"]),
-                fac.column,
-            )
+        refuse_first(
+            ~(raw.str.fullmatch(r"-?\d+") | (raw == "")),
+            "factor value must be an integer or blank, got '{value}'",
+            fac.column,
+        )
         blank = (raw == "").to_numpy()
-        if blank.any() and fac.in_reference is None:
-            i = int(np.argmax(blank))
-            raise ScenarioError.one(
+        if fac.in_reference is None:
+            refuse_first(
+                blank,
                 f"blank value for factor '{name}' and the factor has no in_reference rate "
                 "to marginalise it with",
-                path,
-                int(df["_line"].iloc[i]),
                 fac.column,
             )
         holds = np.where(
@@ -249,14 +233,11 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
 
     has_outcome = (y != UNKNOWN).any(axis=1)
     too_many = (x == UNKNOWN).sum(axis=1) > MAX_EXACT_FACTORS
-    if (too_many & has_outcome).any():
-        i = int(np.argmax(too_many & has_outcome))
-        raise ScenarioError.one(
-            f"round has more than {MAX_EXACT_FACTORS} unknown factor values; give columns or "
-            "fewer factors without one",
-            path,
-            int(df["_line"].iloc[i]),
-        )
+    refuse_first(
+        too_many & has_outcome,
+        f"round has more than {MAX_EXACT_FACTORS} unknown factor values; give columns or "
+        "fewer factors without one",
+    )
     if has_outcome.sum() > MAX_MODEL_ROUNDS:
         raise ScenarioError.one(
             f"{int(has_outcome.sum()):,} reference rounds have an outcome; forecast fits at most "
