@@ -154,8 +154,10 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         if not bad.any():
             return
         i = int(np.argmax(bad))
-        value = df[column].iloc[i] if column else None
-        raise ScenarioError.one(message.format(value=value), path, int(df["_line"].iloc[i]), column)
+        value = str(df[column].iloc[i]) if column else ""
+        # replace, not format: names in the message are the author's and may hold braces
+        message = message.replace("{value}", value)
+        raise ScenarioError.one(message, path, int(df["_line"].iloc[i]), column)
 
     ids = df["round_id"].str.strip()
     refuse_first(ids == "", "round_id is blank: every round needs an id", "round_id")
