@@ -22,13 +22,13 @@ from forecast.beliefs import cache_dir
 #: Thresholds of PRODUCT §3: the fit "fails its diagnostics" past these.
 RHAT_MAX = 1.01
 ESS_PER_CHAIN = 100
-#: Vectorised draws and densities (:func:`forward_mode`): every op works on whole batches
-#: of draws, so C thunks would gain little, while compiling them cost a cold run 12 s.
 
 
 def forward_mode():
-    """FAST_COMPILE rewrites, NumPy ``perform`` only, and no constant folding (which would
-    compile C thunks to fold the model's constant arrays)."""
+    """The mode of vectorised draws and densities: FAST_COMPILE rewrites, NumPy
+    ``perform`` only, no constant folding (which would compile C thunks to fold the
+    model's constant arrays). Every op works on whole batches of draws, so C thunks would
+    gain little, while compiling them cost a cold run 12 s."""
     from pytensor.compile.mode import Mode
 
     return Mode(linker="py", optimizer="fast_compile").excluding("constant_folding")
@@ -180,18 +180,24 @@ def forward_sample(model, draws: int, chains: int, seed: int):
     """Exact draws from the prior of ``model``, shaped (chain, draw) like a posterior."""
     import xarray as xr
 
-    n = draws * chains
     names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
-    values = _vectorised_draws(model, names, n, seed)
+    values = _vectorised_draws(model, names, draws * chains, seed)
     coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
-    data = {}
+    return xr.Dataset(coords=coords).assign(_as_draws(model, names, values, chains, draws))
+
+
+def _as_draws(model, names: list[str], values: list[np.ndarray], chains: int, draws: int):
+    """Flat draws of model variables as (chain, draw, *dims) DataArrays with the model's coords."""
+    import xarray as xr
+
+    out = {}
     for name, value in zip(names, values, strict=True):
-        dims = list(model.named_vars_to_dims.get(name, ()))
         value = value.reshape(chains, draws, *value.shape[1:])
+        dims = list(model.named_vars_to_dims.get(name, ()))
         dims += [f"{name}_dim_{i}" for i in range(value.ndim - 2 - len(dims))]
-        data[name] = (("chain", "draw", *dims), value)
-        coords.update({d: list(model.coords[d]) for d in dims if d in model.coords})
-    return xr.Dataset(data, coords=coords)
+        coords = {d: list(model.coords[d]) for d in dims if d in model.coords}
+        out[name] = xr.DataArray(value, dims=("chain", "draw", *dims), coords=coords)
+    return out
 
 
 #: Pareto k above which importance weights are not trusted (Vehtari et al. 2024).
@@ -354,9 +360,7 @@ def run_fit(
         tree["log_prior"] = xr.DataTree(log_prior_group(model, tree["posterior"].to_dataset()))
     tree["prior"] = xr.DataTree(prior)
     diag = diagnostics(tree, learned, chains)
-    fit = Fit(tree, "nuts", diag, time.perf_counter() - start, notes)
-    fit.p_pass = p_pass
-    return fit
+    return Fit(tree, "nuts", diag, time.perf_counter() - start, notes, p_pass=p_pass)
 
 
 def log_prior_group(model, posterior):
@@ -435,13 +439,7 @@ def exact_unlearned(model, tree, learned: list[str], seed: int) -> None:
     names = [rv.name for rv in model.free_RVs if rv.name not in given]
     names += [v.name for v in model.deterministics]
     values = _vectorised_draws(model, names, chains * draws, seed, given=given)
-    for name, value in zip(names, values, strict=True):
-        value = value.reshape(chains, draws, *value.shape[1:])
-        dims = list(model.named_vars_to_dims.get(name, ()))
-        dims += [f"{name}_dim_{i}" for i in range(value.ndim - 2 - len(dims))]
-        post[name] = (("chain", "draw", *dims), value)
-        post = post.assign_coords({d: list(model.coords[d]) for d in dims if d in model.coords})
-    tree["posterior"] = xr.DataTree(post)
+    tree["posterior"] = xr.DataTree(post.assign(_as_draws(model, names, values, chains, draws)))
 
 
 def _chain_method(chains: int) -> str:
