@@ -130,6 +130,8 @@ def _vectorised_draws(
     from pymc.distributions.shape_utils import change_dist_size
     from pytensor.compile.ops import ViewOp
     from pytensor.graph.replace import vectorize_graph
+    from pytensor.graph.traversal import ancestors
+    from pytensor.tensor.random.op import RandomVariable
 
     free = list(model.free_RVs)
     # a Deterministic is a view of its value; take the value, which vectorises without a loop
@@ -138,9 +140,7 @@ def _vectorised_draws(
         for v in (model[name] for name in names)
     ]
     if with_loglik:
-        rv = model["outcomes"]
-        observed = model.rvs_to_values[rv]
-        outputs.append(pm.logp(rv, observed).sum(axis=-1))  # over rounds, per draw
+        outputs.append(round_loglik(model).sum(axis=-1))  # over rounds, per draw
     outputs += list(extra or [])
     given = {k: np.asarray(v) for k, v in (given or {}).items()}
     batch = int(min(n, max(1, BATCH_ELEMENTS // _cells_per_draw(outputs))))
@@ -153,6 +153,17 @@ def _vectorised_draws(
             batched[rv] = x
         else:
             batched[rv] = change_dist_size(rv, new_size=(batch,), expand=True)
+    # random nodes that are not model variables (the case's Monte Carlo factor states)
+    # are redrawn for every draw too, not shared by a batch
+    for node in ancestors(outputs):
+        if (
+            node.owner is not None
+            and isinstance(node.owner.op, RandomVariable)
+            and node not in batched
+            and node is node.owner.default_output()
+            and not set(ancestors(node.owner.inputs)) & set(free)
+        ):
+            batched[node] = change_dist_size(node, new_size=(batch,), expand=True)
     outputs = vectorize_graph(outputs, replace=batched)
     fn = pm.pytensorf.compile(
         inputs, outputs, random_seed=seed, mode=forward_mode(), on_unused_input="ignore"
@@ -396,13 +407,31 @@ def log_prior_group(model, posterior):
     )
 
 
+def round_loglik(model):
+    """The data's log-likelihood per reference round, as a graph of shape (round,).
+
+    The observed outcomes of the round, plus, when recorded factor values inform an
+    ``in_reference`` rate, the Bernoulli terms of those values. Importance weights of
+    what-ifs and of the backtest use this whole likelihood; LOO uses the outcomes only.
+    """
+    import pymc as pm
+
+    total = 0
+    for name in ("outcomes", "factor_values"):
+        if name in model.named_vars:
+            rv = model[name]
+            term = pm.logp(rv, model.rvs_to_values[rv])
+            total = total + (term.sum(axis=-1) if name == "factor_values" else term)
+    return total
+
+
 def data_dependent(model) -> list[str]:
-    """Free variables the reference data bear on (ancestors of the observed outcomes)."""
+    """Free variables the reference data bear on (ancestors of the observed variables)."""
     from pytensor.graph.traversal import ancestors
 
-    if "outcomes" not in model.named_vars:
+    if not model.observed_RVs:
         return []
-    upstream = set(ancestors([model["outcomes"]]))
+    upstream = set(ancestors(list(model.observed_RVs)))
     return [rv.name for rv in model.free_RVs if rv in upstream]
 
 
@@ -509,7 +538,7 @@ def importance(model, n: int, seed: int, log_q=0.0, given=None, log_prior_target
     cancels; without ``given`` the proposal is the prior and the weights the likelihood.
     """
     names = ["p_success"] + (["option_value"] if "option_value" in model.named_vars else [])
-    has_data = "outcomes" in model.named_vars
+    has_data = bool(model.observed_RVs)
     values = _vectorised_draws(model, names, n, seed, with_loglik=has_data, given=given)
     draws = dict(zip(names, values[: len(names)], strict=True))
     log_ratio = log_prior_target - log_q + (values[-1] if has_data else np.zeros(n))

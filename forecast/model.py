@@ -24,31 +24,17 @@ from forecast.beliefs import Prior
 from forecast.data import UNKNOWN, ReferenceData
 from forecast.scenario import MAX_EXACT_FACTORS, Scenario
 
-#: Factor states drawn for the case when there are too many factors to enumerate.
+#: Factor states drawn afresh for every draw of the case when there are too many factors
+#: to enumerate: the per-draw estimate of P(success) then has a Monte Carlo sd of at most
+#: 0.5/√1024 ≈ 0.016, and its error averages out over draws instead of being shared.
 MONTE_CARLO_STATES = 1024
 #: Memory guard for the per-round enumeration of unknown factor values.
 MAX_ROUND_STATES = 20_000_000
 
 
-@dataclass(frozen=True)
-class CaseStates:
-    """The factor states the case is summed over, and how."""
-
-    x: np.ndarray  # (state, factor)
-    exact: bool
-
-
 def all_states(n: int) -> np.ndarray:
     """Every 0/1 assignment of ``n`` factors, shape (2**n, n)."""
     return np.array(list(itertools.product([0, 1], repeat=n)), dtype=float).reshape(2**n, n)
-
-
-def case_states(n_factors: int, seed: int) -> CaseStates:
-    """All 2^F factor states, or uniforms for Monte Carlo beyond ``MAX_EXACT_FACTORS``."""
-    if n_factors <= MAX_EXACT_FACTORS:
-        return CaseStates(all_states(n_factors), exact=True)
-    rng = np.random.default_rng([seed, 7])
-    return CaseStates(rng.uniform(size=(MONTE_CARLO_STATES, n_factors)), exact=False)
 
 
 def round_states(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,9 +125,9 @@ def build_model(
     spec: Scenario,
     priors: dict[str, Prior],
     data: ReferenceData | None,
-    seed: int,
+    seed: int = 0,
 ) -> pm.Model:
-    """Build the PyMC model of a scenario.
+    """Build the PyMC model of a scenario, in the named steps of PRODUCT §2.
 
     Parameters
     ----------
@@ -152,119 +138,196 @@ def build_model(
     data
         Reference rounds, or ``None`` for a prior-only scenario.
     seed
-        Seeds the Monte Carlo factor states when there are more than 12 factors.
+        Kept for callers; the Monte Carlo factor states of the case (more than 12
+        factors) are random nodes of the graph, seeded by whoever draws from it.
     """
     stages, factors, evidence = list(spec.stages), list(spec.factors), list(spec.evidence)
     groups = groups_of(spec, data)
+    pooled = [s for s in stages if spec.stages[s].column is not None] if groups else []
     coords: dict[str, list] = {"stage": stages, "factor": factors}
     if evidence:
         coords["evidence"] = evidence
     if groups:
         coords["group"] = groups
+        coords["pooled_stage"] = pooled
     if spec.decision is not None:
         coords["option"] = list(spec.decision.options)
     if data is not None:
         coords["round"] = data.round_id
 
     with pm.Model(coords=coords) as model:
-        # one free variable per belief, named by its --set path (in file order)
         var = {path: _variable(path, prior) for path, prior in priors.items()}
-        base_rate = pt.stack([var[f"stages.{s}.base_rate.belief"] for s in stages])
-        logit_base = pm.math.logit(base_rate)  # (stage,)
-        log_or_rows = []
-        for s in stages:
-            row = []
-            for f in factors:
-                path = f"stages.{s}.effects.{f}.odds_ratio"
-                row.append(pt.log(var[path]) if path in var else pt.constant(0.0))
-            log_or_rows.append(pt.stack(row) if row else pt.zeros((0,)))
-        log_odds_ratio = pt.stack(log_or_rows).reshape((len(stages), len(factors)))
-        holds = (
-            pt.stack([var[f"factors.{f}.holds"] for f in factors]) if factors else pt.zeros((0,))
-        )
-
-        # the same beliefs arranged on named dims, for readers of posterior.nc
-        pm.Deterministic("base_rate", base_rate, dims="stage")
-        if factors:
-            pm.Deterministic("odds_ratio", pt.exp(log_odds_ratio), dims=("stage", "factor"))
-            pm.Deterministic("holds", holds, dims="factor")
-
-        group_shift = None  # (stage, group): tau_s * z_sg on the logit scale
-        if groups:
-            learnable = np.array([spec.stages[s].column is not None for s in stages], dtype=float)
-            tau = pm.HalfNormal("group_scale", sigma=spec.reference.pooling_scale, dims="stage")
-            z = pm.Normal("group_offset", 0.0, 1.0, dims=("stage", "group"))
-            group_shift = (tau * learnable)[:, None] * z
-
+        b = _beliefs(spec, var)
+        shift = _group_shift(spec, stages, pooled, groups)
         if data is not None and data.n_rounds:
-            states, unknown, valid = round_states(data.x)
-            # factors whose values are never unknown get a placeholder rate; it has no weight
-            in_ref = (
-                pt.stack([var.get(f"factors.{f}.in_reference", pt.constant(0.5)) for f in factors])
-                if factors
-                else pt.zeros((0,))
-            )
-            # log P(state) over the enumerated (unknown) values only; padding gets ~ -inf
-            log_weight = (
-                unknown * (states * pt.log(in_ref) + (1 - states) * pt.log1p(-in_ref))
-            ).sum(axis=-1) + np.where(valid > 0, 0.0, -1e30)
-            logit_round = pt.broadcast_to(logit_base, (data.n_rounds, len(stages)))
-            if groups:
-                idx = np.array([groups.index(g) for g in data.group])
-                logit_round = logit_round + group_shift.T[idx]
-            # (round, state, stage); products and sums, not dot, so that batches of draws
-            # vectorise as elementwise ops instead of a Python loop over draws
-            shift = (states[:, :, None, :] * log_odds_ratio[None, None, :, :]).sum(axis=-1)
-            logit_pass = logit_round[:, None, :] + shift
-            pm.CustomDist(
-                "outcomes",
-                logit_pass,
-                log_weight,
-                logp=_outcomes_logp,
-                signature="(c,s),(c)->(s)",
-                observed=data.y.astype("int64"),
-                dims=("round", "stage"),
-            )
-
-        # ---- the case: the talks being forecast
-        cs = case_states(len(factors), seed)
-        logit_case = logit_base
-        if groups:
-            logit_case = logit_case + group_shift[:, groups.index(case_group_label(spec))]
-        if cs.exact:
-            x = pt.constant(cs.x)
-            log_w = (x * pt.log(holds) + (1 - x) * pt.log1p(-holds)).sum(axis=-1)
-            weight = pt.exp(log_w)  # (state,)
-        else:
-            x = pt.lt(pt.constant(cs.x), holds).astype("float64")
-            weight = pt.ones((cs.x.shape[0],)) / cs.x.shape[0]
-        shift = (x[:, None, :] * log_odds_ratio[None, :, :]).sum(axis=-1)  # (state, stage)
-        pass_prob = pm.math.sigmoid(logit_case[None, :] + shift)
-        # P(reach stage s) = product of the earlier stages' pass probabilities; one product
-        # per stage (not cumprod, not ones_like: neither has a vectorised NumPy implementation,
-        # so a batch of draws would be evaluated element by element in Python)
-        reach = pt.stack([pt.prod(pass_prob[:, :s], axis=1) for s in range(len(stages))], axis=1)
-        p_round = pm.Deterministic("p_round", (weight * pt.prod(pass_prob, axis=1)).sum())
-        pm.Deterministic(
-            "p_stage",
-            (weight[:, None] * reach * pass_prob).sum(axis=0)
-            / (weight[:, None] * reach).sum(axis=0),
-            dims="stage",
-        )
-        logit_p = pt.log(p_round) - pt.log1p(-p_round)
-        if evidence:
-            lr = pm.Deterministic(
-                "likelihood_ratio",
-                pt.stack([var[f"evidence.{e}.likelihood_ratio"] for e in evidence]),
-                dims="evidence",
-            )
-            logit_p = logit_p + pt.log(lr).sum()
-        p_signal = pm.math.sigmoid(logit_p)
-        rounds = spec.question.rounds
-        p_success = pm.Deterministic("p_success", -pt.expm1(rounds * pt.log1p(-p_signal)))
+            _reference_outcomes(spec, var, b, data, groups, shift)
+            _factor_records(spec, var, data)
+        case_shift = None if shift is None else shift[:, groups.index(case_group_label(spec))]
+        p_success = _case(spec, var, b, case_shift)
         if spec.decision is not None:
             option_values(spec, var, p_success)
     return model
+
+
+@dataclass(frozen=True)
+class _Beliefs:
+    """The beliefs arranged on named dims: logit base rates, log odds ratios, holds."""
+
+    logit_base: pt.TensorVariable  # (stage,)
+    log_odds_ratio: pt.TensorVariable  # (stage, factor)
+    holds: pt.TensorVariable  # (factor,)
+
+
+def _beliefs(spec: Scenario, var: dict) -> _Beliefs:
+    """One free variable per belief (named by its --set path), arranged on dims."""
+    stages, factors = list(spec.stages), list(spec.factors)
+    base_rate = pt.stack([var[f"stages.{s}.base_rate.belief"] for s in stages])
+    log_or_rows = []
+    for s in stages:
+        row = []
+        for f in factors:
+            path = f"stages.{s}.effects.{f}.odds_ratio"
+            row.append(pt.log(var[path]) if path in var else pt.constant(0.0))
+        log_or_rows.append(pt.stack(row) if row else pt.zeros((0,)))
+    log_odds_ratio = pt.stack(log_or_rows).reshape((len(stages), len(factors)))
+    holds = pt.stack([var[f"factors.{f}.holds"] for f in factors]) if factors else pt.zeros((0,))
+    # the same beliefs on named dims, for readers of posterior.nc
+    pm.Deterministic("base_rate", base_rate, dims="stage")
+    if factors:
+        pm.Deterministic("odds_ratio", pt.exp(log_odds_ratio), dims=("stage", "factor"))
+        pm.Deterministic("holds", holds, dims="factor")
+    return _Beliefs(pm.math.logit(base_rate), log_odds_ratio, holds)
+
+
+def _group_shift(spec: Scenario, stages: list[str], pooled: list[str], groups):
+    """tau_s · z_sg on the logit scale, (stage, group); zero for stages without a column.
+
+    A stage no data observe has nothing to pool: its spread would be sampled from the
+    prior and multiplied by zero, so it gets no ``group_scale`` or ``group_offset``.
+    """
+    if not groups or not pooled:
+        return None
+    tau = pm.HalfNormal("group_scale", sigma=spec.reference.pooling_scale, dims="pooled_stage")
+    z = pm.Normal("group_offset", 0.0, 1.0, dims=("pooled_stage", "group"))
+    rows = tau[:, None] * z
+    zero = pt.zeros((len(groups),))
+    return pt.stack([rows[pooled.index(s)] if s in pooled else zero for s in stages])
+
+
+def _reference_outcomes(spec, var, b: _Beliefs, data: ReferenceData, groups, shift) -> None:
+    """The observed ``outcomes`` (round, stage), each round summed over its unknown factors."""
+    factors, stages = list(spec.factors), list(spec.stages)
+    states, unknown, valid = round_states(data.x)
+    # factors whose values are never unknown get a placeholder rate; it has no weight
+    in_ref = (
+        pt.stack([var.get(f"factors.{f}.in_reference", pt.constant(0.5)) for f in factors])
+        if factors
+        else pt.zeros((0,))
+    )
+    # log P(state) over the enumerated values only, exact for a rate of 0 or 1: the
+    # log of the chosen probability, never 0 · log 0; padding states get ~ -inf
+    chosen = pt.switch(pt.gt(states, 0), in_ref, 1.0 - in_ref)
+    log_weight = pt.switch(pt.gt(unknown, 0), pt.log(chosen), 0.0).sum(axis=-1) + np.where(
+        valid > 0, 0.0, -1e30
+    )
+    logit_round = pt.broadcast_to(b.logit_base, (data.n_rounds, len(stages)))
+    if shift is not None:
+        idx = np.array([groups.index(g) for g in data.group])
+        logit_round = logit_round + shift.T[idx]
+    # (round, state, stage); products and sums, not dot, so that batches of draws
+    # vectorise as elementwise ops instead of a Python loop over draws
+    round_shift = (states[:, :, None, :] * b.log_odds_ratio[None, None, :, :]).sum(axis=-1)
+    pm.CustomDist(
+        "outcomes",
+        logit_round[:, None, :] + round_shift,
+        log_weight,
+        logp=_outcomes_logp,
+        signature="(c,s),(c)->(s)",
+        observed=data.y.astype("int64"),
+        dims=("round", "stage"),
+    )
+
+
+def _factor_values_logp(value, rate):
+    """Bernoulli(rate) of each recorded factor value; 0 where not recorded (value -1)."""
+    chosen = pt.switch(pt.gt(value, 0), rate, 1.0 - rate)
+    return pt.switch(pt.ge(value, 0), pt.log(chosen), 0.0)
+
+
+def _factor_records(spec: Scenario, var: dict, data: ReferenceData) -> None:
+    """Recorded values of a factor with a column inform its ``in_reference`` rate.
+
+    PRODUCT §1: each recorded round adds a Bernoulli(in_reference) term, so blanks are
+    filled at the rate the records show rather than at the prior's.
+    """
+    factors = list(spec.factors)
+    # a constant rate has nothing to learn; a free variable has an owner (its RV node)
+    learns = [
+        spec.factors[f].column is not None
+        and getattr(var.get(f"factors.{f}.in_reference"), "owner", None) is not None
+        for f in factors
+    ]
+    if not any(learns):
+        return
+    value = np.where(np.array(learns)[None, :], data.x, UNKNOWN).astype("int64")
+    rate = pt.stack([var.get(f"factors.{f}.in_reference", pt.constant(0.5)) for f in factors])
+    pm.CustomDist(
+        "factor_values",
+        rate,
+        logp=_factor_values_logp,
+        observed=value,
+        dims=("round", "factor"),
+    )
+
+
+def _case(spec: Scenario, var: dict, b: _Beliefs, group_shift):
+    """P(success) of the talks being forecast (PRODUCT §2, "The case").
+
+    The factor state x persists over the question's rounds; each round is a fresh try
+    at the whole pathway given x; the evidence then acts on the final odds:
+
+        P0 = Σ_x w(x) · (1 − (1 − Π_s P_s(pass | x))^rounds)
+        odds(P(success)) = odds(P0) · Π likelihood ratios
+    """
+    factors, stages = list(spec.factors), list(spec.stages)
+    logit_case = b.logit_base if group_shift is None else b.logit_base + group_shift
+    if len(factors) <= MAX_EXACT_FACTORS:
+        x = pt.constant(all_states(len(factors)))  # (state, factor)
+        # Π_f holds^x (1 − holds)^(1 − x) as a product of the chosen probabilities: exact
+        # for holds of 0 or 1, where the log form would meet 0 · log 0
+        weight = pt.switch(pt.gt(x, 0), b.holds, 1.0 - b.holds).prod(axis=-1)  # (state,)
+    else:
+        # Monte Carlo beyond 12 factors: fresh uniforms for every draw (a random node of
+        # the graph, redrawn per draw by the vectorised sampler)
+        u = pm.Uniform.dist(0.0, 1.0, shape=(MONTE_CARLO_STATES, len(factors)))
+        x = pt.lt(u, b.holds).astype("float64")
+        weight = pt.ones((MONTE_CARLO_STATES,)) / MONTE_CARLO_STATES
+    shift = (x[:, None, :] * b.log_odds_ratio[None, :, :]).sum(axis=-1)  # (state, stage)
+    pass_prob = pm.math.sigmoid(logit_case[None, :] + shift)
+    # P(reach stage s) = product of the earlier stages' pass probabilities; one product
+    # per stage (not cumprod, not ones_like: neither has a vectorised NumPy implementation,
+    # so a batch of draws would be evaluated element by element in Python)
+    reach = pt.stack([pt.prod(pass_prob[:, :s], axis=1) for s in range(len(stages))], axis=1)
+    p_round_x = pt.prod(pass_prob, axis=1)  # (state,): one round passes every stage
+    pm.Deterministic("p_round", (weight * p_round_x).sum())
+    pm.Deterministic(
+        "p_stage",
+        (weight[:, None] * reach * pass_prob).sum(axis=0) / (weight[:, None] * reach).sum(axis=0),
+        dims="stage",
+    )
+    rounds = spec.question.rounds
+    p_any = -pt.expm1(rounds * pt.log1p(-p_round_x))  # (state,): some round succeeds
+    p0 = (weight * p_any).sum()
+    if not spec.evidence:
+        return pm.Deterministic("p_success", p0)
+    lr = pm.Deterministic(
+        "likelihood_ratio",
+        pt.stack([var[f"evidence.{e}.likelihood_ratio"] for e in spec.evidence]),
+        dims="evidence",
+    )
+    # odds(P0) · L as P0·L / (P0·L + 1 − P0): exact at P0 = 0 or 1, no logit of either
+    scaled = p0 * pt.prod(lr)
+    return pm.Deterministic("p_success", scaled / (scaled + 1.0 - p0))
 
 
 def option_values(spec: Scenario, var: dict, p_success) -> None:

@@ -94,7 +94,8 @@ def numpy_p_success(prep, n: int, rng) -> np.ndarray:
         for s in spec.stages
         for f in spec.stages[s].effects
     }
-    p_round = np.zeros(n)
+    # the factor state persists over the rounds: each round is a fresh try given x
+    p0 = np.zeros(n)
     for x in itertools.product([0, 1], repeat=len(spec.factors)):
         state = dict(zip(spec.factors, x, strict=True))
         weight = np.prod([holds[f] if v else 1 - holds[f] for f, v in state.items()], axis=0)
@@ -105,14 +106,14 @@ def numpy_p_success(prep, n: int, rng) -> np.ndarray:
                 if s2 == s and state[f]:
                     log_odds = log_odds + np.log(ratio)
             passes = passes * (1 / (1 + np.exp(-log_odds)))
-        p_round += weight * passes
+        p0 += weight * (1 - (1 - passes) ** spec.question.rounds)
+    # the evidence acts on the question's final odds
     odds = (
-        p_round
-        / (1 - p_round)
+        p0
+        / (1 - p0)
         * np.prod([draw(f"evidence.{e}.likelihood_ratio") for e in spec.evidence], axis=0)
     )
-    p = odds / (1 + odds)
-    return 1 - (1 - p) ** spec.question.rounds
+    return odds / (1 + odds)
 
 
 def test_prior_only_matches_numpy(write_scenario, tmp_path):
@@ -224,9 +225,119 @@ def test_monte_carlo_case_beyond_twelve_factors(write_scenario, tmp_path):
     exact = np.sum(
         stats.binom.pmf(k, 14, 0.5) / (1 + np.exp(-(math.log(0.4 / 0.6) + k * math.log(0.9))))
     )
-    # 1024 Monte Carlo states: the per-state sd is < 0.1, so the standard error is < 0.0031;
-    # 0.008 is 2.5 standard errors
-    assert result.summary["p_success"]["mean"] == pytest.approx(exact, abs=0.008)
+    # fresh states for every draw: all beliefs are constants, yet the draws differ, and
+    # their mean over 100 draws × 1024 states has a standard error < 0.1/√102400 ≈ 0.0003
+    draws = result.fit.tree["prior"]["p_success"].values.ravel()
+    assert np.unique(draws).size == draws.size
+    assert result.summary["p_success"]["mean"] == pytest.approx(exact, abs=0.0015)
+
+
+WORKED = """
+question: {{text: q, success: s, resolves: 2013-12-31, rounds: 3}}
+factors:
+  f: {{holds: {holds}}}
+stages:
+  agreement:
+    base_rate: {{belief: 0.6}}
+    effects: {{f: {{odds_ratio: {ratio!r}}}}}
+evidence:
+  e: {{likelihood_ratio: 0.5}}
+"""
+#: odds(0.05) / odds(0.6): P(pass) 0.05 with the factor, 0.6 without
+WORKED_RATIO = (0.05 / 0.95) / (0.6 / 0.4)
+
+
+def worked_by_hand(holds: float) -> float:
+    """PRODUCT §2's worked example: x persists over 3 rounds, the evidence on the final odds."""
+    p0 = holds * (1 - 0.95**3) + (1 - holds) * (1 - 0.4**3)
+    odds = p0 / (1 - p0) * 0.5
+    return odds / (1 + odds)
+
+
+@pytest.mark.parametrize("holds", [0.5, 0, 1])
+def test_case_formula_against_the_worked_example(write_scenario, tmp_path, holds):
+    path = write_scenario(WORKED.format(holds=holds, ratio=WORKED_RATIO))
+    result = api.run(api.prepare(path), out=tmp_path)
+    assert worked_by_hand(0.5) == pytest.approx(0.369, abs=5e-4)  # the figure PRODUCT quotes
+    # every belief is a constant: the forecast is exact, up to float rounding
+    p = result.fit.tree["prior"]["p_success"].values
+    np.testing.assert_allclose(p, worked_by_hand(holds), rtol=1e-9)
+    # stages stay per round and without evidence: P(pass) marginal over x
+    stage = result.fit.tree["prior"]["p_stage"].values
+    np.testing.assert_allclose(stage, holds * 0.05 + (1 - holds) * 0.6, rtol=1e-9)
+
+
+@pytest.mark.parametrize("item", ["factors.f.holds=0", "factors.f.holds=1"])
+def test_constant_holds_set_from_the_command_line_is_exact(write_scenario, tmp_path, cli, item):
+    path = write_scenario(WORKED.format(holds="likely", ratio=WORKED_RATIO))
+    result = cli("run", path, "--set", item, "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    summary = json.loads(result.output)[0]
+    expected = worked_by_hand(float(item[-1]))
+    assert summary["p_success"]["mean"] == pytest.approx(expected, abs=1e-4)
+
+
+INFORMED = """
+factors:
+  f: {{holds: 0.5, column: f, in_reference: {in_reference}}}
+stages:
+  agreement:
+    base_rate: {{belief: {{beta: [2, 2]}}}}
+    effects: {{f: {{odds_ratio: {{lognormal: [0, 0.5]}}}}}}
+    column: agreement
+reference: {{data: rounds.csv, before: 2030-01-01}}
+sampling: {{draws: 1000, chains: 4, seed: 3}}
+"""
+
+
+def informed_csv(blanks: int) -> str:
+    """14 recorded rounds, 4 of them with the factor holding, then ``blanks`` blank ones."""
+    rows = [f"r{i},2010-01-{i + 1:02d},{i % 2},{int(i < 4)}" for i in range(14)]
+    rows += [f"b{i},2011-01-{i + 1:02d},{i % 2}," for i in range(blanks)]
+    return "round_id,start_date,agreement,f\n" + "\n".join(rows)
+
+
+@pytest.mark.slow
+def test_recorded_factor_values_inform_in_reference(write_scenario, tmp_path):
+    """Beta(1, 1) and 4 of 14 recorded rounds holding: the rate's posterior is Beta(5, 11)."""
+    path = write_scenario(INFORMED.format(in_reference="{beta: [1, 1]}"), csv=informed_csv(0))
+    result = api.run(api.prepare(path), out=tmp_path)
+    assert result.fit.passed
+    draws = result.fit.tree["posterior"]["factors.f.in_reference"]
+    # with every value recorded the outcomes say nothing more about the rate: exactly
+    # conjugate. KS against Beta(5, 11) at the draws' bulk ESS (the test's effective n);
+    # p > 0.01 fails a correct sampler 1% of the time
+    import arviz_stats as azs
+
+    ess = float(azs.ess(draws, method="bulk"))
+    values = draws.values.ravel()
+    d = stats.kstest(values, stats.beta(5, 11).cdf).statistic
+    assert stats.kstwo(int(ess)).sf(d) > 0.01, (d, ess)
+    assert values.mean() == pytest.approx(5 / 16, abs=4 * values.std() / math.sqrt(ess))
+
+
+@pytest.mark.slow
+def test_in_reference_of_one_with_blank_values_is_exact(write_scenario, tmp_path):
+    """A constant rate of 1 fills every blank with "holds": no 0 · log 0, a finite answer."""
+    path = write_scenario(INFORMED.format(in_reference=1), csv=informed_csv(4))
+    prep = api.prepare(path)
+    result = api.run(prep, out=tmp_path)
+    assert result.summary["p_success"]["mean"] is not None
+    from forecast.fit import pointwise
+    from forecast.model import build_model
+
+    model = build_model(prep.loaded.spec, prep.priors, prep.data)
+    posterior = result.fit.tree["posterior"].to_dataset()
+    loglik, _ = pointwise(model, posterior)
+    assert np.isfinite(loglik).all()
+    # a blank round's likelihood is that of the factor holding: P(pass) = σ(logit p + log OR)
+    p = posterior["stages.agreement.base_rate.belief"].values.ravel()
+    ratio = posterior["stages.agreement.effects.f.odds_ratio"].values.ravel()
+    held = 1 / (1 + (1 - p) / (p * ratio))
+    blank = prep.data.round_id.index("b1")  # outcome 1
+    np.testing.assert_allclose(loglik[:, blank], np.log(held), rtol=1e-9)
 
 
 @pytest.mark.slow
@@ -300,3 +411,27 @@ def test_pointwise_densities_equal_pymcs(write_scenario):
     for name in names:
         np.testing.assert_allclose(ours[name].values, tree["log_prior"][name].values, rtol=1e-9)
     assert p_pass.shape == (100, 5, 2) and ((p_pass > 0) & (p_pass < 1)).all()
+
+
+def test_stages_without_a_column_get_no_group_spread(write_scenario):
+    """Only observed stages are pooled: no dead group_scale or group_offset for the rest."""
+    from forecast.model import build_model
+
+    path = write_scenario(
+        """
+        stages:
+          agreement:
+            base_rate: {belief: unlikely}
+            column: agreement
+          implementation:
+            base_rate: {belief: likely}
+        reference: {data: rounds.csv, group: track, case_group: a}
+        """,
+        csv="round_id,start_date,agreement,track\n"
+        + "\n".join(f"r{i},2010-01-{i + 1:02d},{i % 2},{'ab'[i % 2]}" for i in range(6)),
+    )
+    prep = api.prepare(path)
+    model = build_model(prep.loaded.spec, prep.priors, prep.data)
+    assert model.coords["pooled_stage"] == ("agreement",)
+    assert model.named_vars_to_dims["group_scale"] == ("pooled_stage",)
+    assert model.named_vars_to_dims["group_offset"] == ("pooled_stage", "group")
