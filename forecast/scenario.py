@@ -404,9 +404,12 @@ def _plain(node: Any, loc: tuple, lines: dict[tuple, int], file: Path) -> Any:
 
     tag = getattr(node, "tag", None)
     tag_value = getattr(tag, "value", tag) if tag is not None else None
-    if isinstance(node, TaggedScalar) or (tag_value and str(tag_value).startswith("!")):
+    # any explicit tag is refused: application tags (!x), language tags (!!python/...,
+    # which ruamel expands to tag:yaml.org,2002:python/...) and core ones alike
+    if isinstance(node, TaggedScalar) or tag_value:
         raise ScenarioError.one(
-            f"YAML tag {tag_value!r} is not allowed: write plain values",
+            f"YAML tag '{str(tag_value).replace('tag:yaml.org,2002:', '!!')}' is not allowed: "
+            "write plain values",
             file,
             lines.get(loc),
             ".".join(map(str, loc)) or None,
@@ -443,7 +446,7 @@ def _plain(node: Any, loc: tuple, lines: dict[tuple, int], file: Path) -> Any:
 
 def parse_yaml(text: str, file: Path, loc: tuple = ()) -> tuple[Any, dict[tuple, int]]:
     """Load YAML safely, returning plain data and a path → line map."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.error import MarkedYAMLError
 
     try:
         node = _yaml().load(io.StringIO(text))
@@ -452,13 +455,51 @@ def parse_yaml(text: str, file: Path, loc: tuple = ()) -> tuple[Any, dict[tuple,
         line = mark.line + 1 if mark is not None else None
         what = (e.problem or e.context or "could not be read").strip()
         raise ScenarioError.one(f"YAML syntax error: {what}", file, line) from None
-    except (YAMLError, ValueError, RecursionError) as e:
+    except RecursionError:
+        raise ScenarioError.one("YAML is nested too deeply", file) from None
+    except Exception as e:  # ruamel's constructors raise anything on odd tags
+        _refuse_tags(text, file, loc)
         raise ScenarioError.one(f"YAML could not be read: {e}", file) from None
     lines: dict[tuple, int] = {}
     try:
         return _plain(node, loc, lines, file), lines
     except RecursionError:
         raise ScenarioError.one("YAML is nested too deeply", file) from None
+
+
+def _refuse_tags(text: str, file: Path, loc: tuple = ()) -> None:
+    """Raise a located error for the first explicit tag in ``text``, if there is one.
+
+    Used where building a tagged value failed (``!!omap`` on a scalar, say) before
+    the tree could be walked: the scanner finds the tag's line without building
+    anything, the composed node tree the field on that line.
+    """
+    y = _yaml()
+    try:
+        tag = next(t for t in y.scan(io.StringIO(text)) if type(t).__name__ == "TagToken")
+    except Exception:  # no tag, or text the scanner cannot read either
+        return
+    line, column = tag.start_mark.line, tag.start_mark.column
+    field = None
+    try:
+        stack = [(y.compose(io.StringIO(text)), loc)]
+        while stack and field is None:
+            node, path = stack.pop()
+            if (node.start_mark.line, node.start_mark.column) == (line, column) and path:
+                field = ".".join(map(str, path))
+            if type(node).__name__ == "MappingNode":
+                stack += [(v, (*path, k.value)) for k, v in node.value]
+            elif type(node).__name__ == "SequenceNode":
+                stack += [(v, (*path, i)) for i, v in enumerate(node.value)]
+    except Exception:  # the line alone still locates it
+        pass
+    handle, suffix = tag.value
+    raise ScenarioError.one(
+        f"YAML tag '{handle or ''}{suffix}' is not allowed: write plain values",
+        file,
+        line + 1,
+        field,
+    )
 
 
 def _line_of(lines: dict[tuple, int], loc: tuple) -> int | None:

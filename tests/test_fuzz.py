@@ -107,7 +107,28 @@ def mutated_yaml(draw, base_text: str) -> str:
     if draw(st.integers(0, 9)) == 0:  # now and then garble the text itself
         i = draw(st.integers(0, len(text)))
         text = text[:i] + draw(st.text(max_size=5)) + text[i + draw(st.integers(0, 5)) :]
+    if draw(st.integers(0, 5)) == 0:  # or tag a value: on a scalar, a sequence or a mapping
+        lines = text.splitlines()
+        i = draw(st.sampled_from([n for n, line in enumerate(lines) if ": " in line]))
+        key, _, value = lines[i].partition(": ")
+        lines[i] = f"{key}: {draw(st.sampled_from(TAGS))} {value}"
+        text = "\n".join(lines) + "\n"
     return text
+
+
+# explicit tags, the unsafe ones first: each must be a located error, never a crash
+TAGS = [
+    "!!python/object/apply:os.system",
+    "!!python/name:os.system",
+    "!!python/object:builtins.dict",
+    "!!binary",
+    "!!set",
+    "!!omap",
+    "!!str",
+    "!!float",
+    "!custom",
+    "!<tag:example.org,2000:x>",
+]
 
 
 def assert_clean_exit(result) -> None:
@@ -215,3 +236,20 @@ def test_any_text_in_free_text_fields_runs_and_is_escaped(field, text, tmp_path_
     assert result.exit_code == 0, result.output
     html = (root / "reports" / "fuzz" / "report.html").read_text(encoding="utf-8")
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+
+
+@fuzz(80)
+@given(data=st.data())
+def test_set_never_crashes(data, folder, cli):
+    """`--set PATH=VALUE` with any path of the scenario (or a near miss) and any value."""
+    base = BUNDLED[1]
+    doc = yaml.load(base.read_text())
+    path = ".".join(map(str, data.draw(st.sampled_from([p for p in paths(doc) if p]))))
+    if data.draw(st.booleans()):
+        path += data.draw(st.sampled_from([".x", "s", ".0", ".belief", ""]))
+    buf = io.StringIO()
+    yaml.dump(data.draw(ODD_VALUES), buf)
+    value = buf.getvalue().strip().removesuffix("...").strip().replace("\n", " ")
+    value = data.draw(st.one_of(st.just(value), st.sampled_from(["0", "1", "!!python/none ''"])))
+    shutil.copy(base, folder / "set.yaml")
+    assert_clean_exit(cli("check", folder / "set.yaml", "--set", f"{path}={value}"))
