@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,22 +217,59 @@ VARIANT_DRAWS = 20_000
 
 @dataclass
 class Variant:
-    """P(success) of a scenario changed in one place, and how it was computed."""
+    """P(success) of a scenario changed in one place, how it was computed, and its error.
+
+    ``draws`` and ``weights`` (per-draw P(success) and its normalised weights, or None
+    for a refit) let a difference with another variant from the same proposal draws be
+    given a paired Monte Carlo error; ``proposal`` names those draws.
+    """
 
     p_success: float | None
     method: str  # "forward" (exact), "reweighted" (PSIS), "refit" (NUTS) or "invalid"
     pareto_k: float | None = None
     note: str | None = None
     recommended: str | None = None  # the option with the highest mean value, if a decision
+    mcse: float | None = None
+    ess: float | None = None
+    proposal: str | None = None  # "prior" | "posterior" | None (refit: independent draws)
+    draws: Any = field(default=None, repr=False)
+    weights: Any = field(default=None, repr=False)
+    r_eff: float = 1.0  # relative efficiency of the proposal draws (MCMC: below 1)
 
     def as_json(self) -> dict[str, Any]:
+        from forecast.mcse import round_to, sig
+
         return {
-            "p_success": None if self.p_success is None else round(self.p_success, 4),
+            "p_success": round_to(self.p_success, self.mcse),
+            "p_success_mcse": sig(self.mcse),
             "method": self.method,
             "pareto_k": None if self.pareto_k is None else round(self.pareto_k, 3),
+            "ess": None if self.ess is None else round(self.ess),
             "recommended": self.recommended,
             "note": self.note,
         }
+
+
+def difference(a: Variant, b: Variant) -> tuple[float | None, float | None]:
+    """b − a in P(success) and its Monte Carlo error: paired where both were reweighted
+    from the same proposal draws (the shared draws cancel most of the noise), otherwise
+    the two errors combined as independent."""
+    from forecast.mcse import combined, paired_mcse
+
+    if a.p_success is None or b.p_success is None:
+        return None, None
+    delta = b.p_success - a.p_success
+    same_draws = (
+        a.proposal is not None
+        and a.proposal == b.proposal
+        and a.draws is not None
+        and b.draws is not None
+        and len(a.draws) == len(b.draws)
+    )
+    if same_draws:
+        r_eff = min(a.r_eff, b.r_eff)
+        return delta, paired_mcse(b.draws, a.draws, b.weights, a.weights) / math.sqrt(r_eff)
+    return delta, combined(a.mcse, b.mcse)
 
 
 def prepare_raw(raw: dict[str, Any], like: Prepared, allow_outside: bool = False) -> Prepared:
@@ -260,6 +298,7 @@ class BaseFit:
     posterior: Any  # xarray.Dataset
     learned: list[str]
     log_q: Any  # numpy (draw,): log prior + log likelihood of the learned draws
+    r_eff: float = 1.0  # relative efficiency of the posterior's P(success) draws
 
     @classmethod
     def from_report(cls, prep: Prepared, folder: Path) -> BaseFit | None:
@@ -272,24 +311,20 @@ class BaseFit:
         tree = xr.open_datatree(path, engine="h5netcdf")
         if "posterior" not in tree.children:
             return None
-        from forecast.fit import data_dependent
+        from forecast.fit import _vectorised_draws, data_dependent, flat_draws
+        from forecast.mcse import relative_efficiency
         from forecast.model import build_model
 
         posterior = tree["posterior"].to_dataset()
-        learned = data_dependent(
-            build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
-        )
-        n = posterior.sizes["chain"] * posterior.sizes["draw"]
-        loglik = (
-            tree["log_likelihood"]["outcomes"]
-            .sum("round")
-            .transpose("chain", "draw")
-            .values.reshape(n)
-        )
-        from forecast.fit import flat_draws
-
+        model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
+        learned = data_dependent(model)
         draws = flat_draws(posterior, learned)
-        return cls(prep, posterior, learned, loglik + log_prior(prep, draws))
+        n = posterior.sizes["chain"] * posterior.sizes["draw"]
+        # the whole data likelihood at the posterior draws (outcomes and recorded factor
+        # values), from the model itself: one definition for the fit and the weights
+        (loglik,) = _vectorised_draws(model, [], n, prep.settings.seed, True, given=draws)
+        r_eff = relative_efficiency(posterior["p_success"].transpose("chain", "draw").values)
+        return cls(prep, posterior, learned, loglik + log_prior(prep, draws), r_eff)
 
     def draws(self) -> dict[str, Any]:
         from forecast.fit import flat_draws
@@ -319,12 +354,14 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
 
     Without data, exact forward sampling. With data, importance sampling (PSIS) from the
     base scenario's posterior when the variant shares every variable the data bear on,
-    or from the variant's prior, whichever gives the smaller Pareto k; where k still
-    exceeds 0.7 the weights are not trusted and the scenario is refitted with NUTS.
+    or from the variant's prior, whichever gives the smaller Pareto k; where the weights
+    fail the trust rule of PRODUCT §2 (k ≥ min(1 − 1/log10 S, 0.7) or ESS < 400) the
+    scenario is refitted with NUTS.
     """
     import numpy as np
 
-    from forecast.fit import PARETO_K_MAX, importance, prior_importance, run_fit
+    from forecast.fit import importance, run_fit
+    from forecast.mcse import mcse_mean
     from forecast.model import build_model
 
     seed = prep.settings.seed if seed is None else seed
@@ -334,31 +371,54 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
     def best(values) -> str | None:
         return None if options is None or values is None else options[int(np.argmax(values))]
 
+    def variant(r, method: str, proposal: str) -> Variant:
+        return Variant(
+            r.p_success,
+            method,
+            None if method == "forward" else r.pareto_k,
+            recommended=best(r.means.get("option_value")),
+            mcse=r.p_success_mcse,
+            ess=r.ess,
+            proposal=proposal,
+            draws=r.draws["p_success"],
+            weights=r.weights,
+            r_eff=r.r_eff,
+        )
+
     model = build_model(spec, prep.priors, prep.data, prep.settings.seed)
     if prep.data is None:
-        r = prior_importance(model, VARIANT_DRAWS, seed)
-        return Variant(r.p_success, "forward", recommended=best(r.means.get("option_value")))
+        return variant(importance(model, VARIANT_DRAWS, seed), "forward", "prior")
     candidates = []
     if base is not None and _shares_learned(model, base):
         draws = base.draws()
-        n = len(base.log_q)
         r = importance(
-            model, n, seed, log_q=base.log_q, given=draws, log_prior_target=log_prior(prep, draws)
+            model,
+            len(base.log_q),
+            seed,
+            log_q=base.log_q,
+            given=draws,
+            log_prior_target=log_prior(prep, draws),
+            r_eff=base.r_eff,
         )
-        candidates.append(("reweighted", r))
-    if not candidates or candidates[0][1].pareto_k > PARETO_K_MAX:
-        candidates.append(("reweighted", prior_importance(model, VARIANT_DRAWS, seed)))
-    method, r = min(candidates, key=lambda c: c[1].pareto_k)
+        candidates.append(("posterior", r))
+    if not candidates or not candidates[0][1].reliable:
+        candidates.append(("prior", importance(model, VARIANT_DRAWS, seed)))
+    proposal, r = min(candidates, key=lambda c: (not c[1].reliable, c[1].pareto_k))
     if r.reliable:
-        return Variant(
-            r.p_success, method, r.pareto_k, recommended=best(r.means.get("option_value"))
-        )
+        return variant(r, "reweighted", proposal)
     fitted = run_fit(
         model, has_data=True, draws=prep.settings.draws, chains=prep.settings.chains, seed=seed
     )
     post = fitted.tree["posterior"]
     values = post["option_value"].mean(("chain", "draw")).values if options else None
-    return Variant(float(post["p_success"].mean()), "refit", r.pareto_k, recommended=best(values))
+    return Variant(
+        float(post["p_success"].mean()),
+        "refit",
+        r.pareto_k,
+        recommended=best(values),
+        mcse=mcse_mean(post["p_success"]),
+        note=f"refitted: Pareto k {r.pareto_k:.2f}, ESS {r.ess:.0f} of the best reweighting",
+    )
 
 
 def _shares_learned(model, base: BaseFit) -> bool:
@@ -486,6 +546,7 @@ def compare(
     """
     from forecast.compare import differences, swap
     from forecast.errors import UsageError
+    from forecast.mcse import round_to, sig
 
     if len(args) < 2:
         raise UsageError.one("compare needs at least two scenarios or report folders")
@@ -527,12 +588,13 @@ def compare(
                 allow_outside,
                 base_fit,
             )
-            delta = None if v.p_success is None else v.p_success - base.p_success
+            delta, delta_mcse = difference(base, v)
             row = {
                 "path": d.path,
-                "p_success_a": round(base.p_success, 4),
-                "p_success_swapped": None if v.p_success is None else round(v.p_success, 4),
-                "delta": None if delta is None else round(delta, 4),
+                "p_success_a": round_to(base.p_success, base.mcse),
+                "p_success_swapped": round_to(v.p_success, v.mcse),
+                "delta": round_to(delta, delta_mcse),
+                "delta_mcse": sig(delta_mcse),
                 **{
                     k: val
                     for k, val in v.as_json().items()
@@ -573,8 +635,10 @@ def compare(
         },
         **{k: pairs[0][k] for k in ("p_a_greater", "differences", "attribution")},
         "attribution_method": "each differing assumption of B swapped into A alone; P(success) by "
-        "importance sampling of A's prior draws weighted by the likelihood (PSIS, Pareto k shown), "
-        "exact forward sampling without data, NUTS refit where k > 0.7",
+        "PSIS reweighting of A's posterior draws (or of prior draws weighted by the likelihood), "
+        "exact forward sampling without data, NUTS refit where the weights fail the trust rule "
+        "(Pareto k ≥ min(1 − 1/log10 S, 0.7) or ESS < 400); delta_mcse is the paired Monte Carlo "
+        "error where both sides reweight the same draws, else the two errors combined",
         "pairs": pairs,
     }
     from forecast.report.compare import write_compare
@@ -621,15 +685,27 @@ def sensitivity(
     """
     import copy
 
+    from forecast.mcse import round_to, sig
+
     say = progress or (lambda _m: None)
     prep, folder = _with_report(path, overrides, draws, chains, seed, out, allow_outside, progress)
     base_fit = BaseFit.from_report(prep, folder)
     base = evaluate(prep, base=base_fit)
     rows = []
-    beliefs = [(p, pr) for p, pr in prep.priors.items() if not pr.is_constant]
+    # a decision's beliefs (values, consequences) cannot move P(success): leave them out
+    beliefs = [
+        (p, pr)
+        for p, pr in prep.priors.items()
+        if not pr.is_constant and not p.startswith("decision.")
+    ]
     for i, (belief_path, prior) in enumerate(beliefs, 1):
         say(f"tornado {i}/{len(beliefs)}: {belief_path}")
-        row: dict[str, Any] = {"path": belief_path, "distribution": str(prior)}
+        row: dict[str, Any] = {
+            "path": belief_path,
+            "distribution": str(prior),
+            "moved": MOVED[prior.family],
+        }
+        ends = {}
         for end, q in (("low", 0.05), ("high", 0.95)):
             value = prior.ppf(q)
             raw = copy.deepcopy(prep.loaded.raw)
@@ -638,29 +714,35 @@ def sensitivity(
             for p in parents:
                 node = node[p]
             node[last] = prior.centred_at(float(value)).as_yaml()
-            v = _try_variant(raw, prep, prep.settings.seed, allow_outside, base_fit)
+            v = ends[end] = _try_variant(raw, prep, prep.settings.seed, allow_outside, base_fit)
             row[end] = round(float(value), 4)
-            row[f"p_success_{end}"] = None if v.p_success is None else round(v.p_success, 4)
-            row[f"method_{end}"] = (
-                v.method if v.pareto_k is None else f"{v.method} (k = {v.pareto_k:.2f})"
-            )
+            row[f"p_success_{end}"] = round_to(v.p_success, v.mcse)
+            row[f"p_success_{end}_mcse"] = sig(v.mcse)
+            row[f"method_{end}"] = _method_label(v)
+        swing, swing_mcse = difference(ends["low"], ends["high"])
+        row["swing"] = round_to(None if swing is None else abs(swing), swing_mcse)
+        row["swing_mcse"] = sig(swing_mcse)
         rows.append(row)
-    swing = lambda r: abs((r["p_success_high"] or 0) - (r["p_success_low"] or 0))  # noqa: E731
-    rows.sort(key=swing, reverse=True)
+    rows.sort(key=lambda r: r["swing"] or 0, reverse=True)
     psense = None
     if prep.data is not None:
         say("power-scaling sensitivity (psense)")
-        psense = power_scaling(folder / "posterior.nc", [p for p, _ in beliefs])
+        learned = base_fit.learned if base_fit is not None else []
+        psense = power_scaling(folder / "posterior.nc", [p for p, _ in beliefs], learned)
     result = {
         "schema": 1,
         "id": prep.id,
-        "p_success_base": round(base.p_success, 4),
+        "p_success_base": round_to(base.p_success, base.mcse),
+        "p_success_base_mcse": sig(base.mcse),
         "base_method": base.method,
         "tornado": rows,
         "psense": psense,
         "method": "each belief, one at a time, moved to centre on the 5% and the 95% quantile of its "
-        "prior with its spread kept; P(success) by exact forward sampling without data, with data by "
-        "PSIS reweighting of the fitted posterior (or of prior draws), NUTS refit where Pareto k > 0.7",
+        "prior with its spread kept (see each row's 'moved'); decision beliefs are left out, since "
+        "they cannot move P(success); P(success) by exact forward sampling without data, with data by "
+        "PSIS reweighting of the fitted posterior (or of prior draws), NUTS refit where the weights "
+        "fail the trust rule (Pareto k ≥ min(1 − 1/log10 S, 0.7) or ESS < 400); swing_mcse is the "
+        "paired Monte Carlo error of high − low",
     }
     from forecast.report.sensitivity import write_sensitivity
 
@@ -668,8 +750,35 @@ def sensitivity(
     return result, folder
 
 
-def power_scaling(posterior_nc: Path, var_names: list[str]) -> list[dict[str, Any]]:
-    """ArviZ ``psense_summary`` on a report's DataTree (prior and likelihood power-scaling)."""
+#: What "moved to the end of its interval" means for each family (sensitivity tornado).
+MOVED = {
+    "beta": "a Beta keeps its concentration a + b (its weight in reference rounds) and moves its "
+    "mean to the quantile",
+    "lognormal": "a LogNormal keeps its sigma and moves its median to the quantile",
+    "normal": "a Normal keeps its sigma and moves its mean to the quantile",
+}
+
+
+def _method_label(v: Variant) -> str:
+    """How a what-if was computed, with the Pareto k and ESS a reweighting rests on."""
+    if v.method == "reweighted":
+        return f"reweighted ({v.proposal} draws; k = {v.pareto_k:.2f}, ESS {v.ess:.0f})"
+    if v.method == "refit":
+        return f"refit (reweighting k = {v.pareto_k:.2f})"
+    return v.method
+
+
+def power_scaling(
+    posterior_nc: Path, var_names: list[str], learned: Sequence[str]
+) -> list[dict[str, Any]]:
+    """ArviZ power-scaling sensitivity, per belief, of the belief itself and of P(success).
+
+    For each belief the data bear on, only that belief's prior is power-scaled
+    (``prior_var_names``), so the row says how much this one prior moves its own
+    posterior and P(success); the likelihood is scaled as a whole. A last row scales
+    every prior at once. Beliefs the data never touch are listed as such: their
+    posterior is their prior, so a prior-sensitivity figure would say nothing new.
+    """
     import contextlib
     import io
     import logging
@@ -679,24 +788,60 @@ def power_scaling(posterior_nc: Path, var_names: list[str]) -> list[dict[str, An
     import xarray as xr
 
     tree = xr.open_datatree(posterior_nc, engine="h5netcdf")
-    names = [v for v in var_names if v in tree["posterior"].data_vars]
     log = logging.getLogger("arviz_stats")
     level = log.level
     log.setLevel(logging.ERROR)  # its "potential issues" note: our report explains the diagnosis
+
+    def table(names: list[str], prior_vars: list[str] | None):
+        return azs.psense_summary(
+            tree, var_names=names, prior_var_names=prior_vars, round_to="none"
+        )
+
+    rows = []
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            table = azs.psense_summary(tree, var_names=names)
+            for name in var_names:
+                if name not in learned or name not in tree["posterior"].data_vars:
+                    rows.append(
+                        {
+                            "variable": name,
+                            "prior": None,
+                            "likelihood": None,
+                            "p_success_prior": None,
+                            "touched_by_data": False,
+                            "diagnosis": "not touched by the data: its posterior is its prior",
+                        }
+                    )
+                    continue
+                t = table([name, "p_success"], [name])
+                rows.append(
+                    {
+                        "variable": name,
+                        "prior": float(t.loc[name, "prior"]),
+                        "likelihood": float(t.loc[name, "likelihood"]),
+                        "p_success_prior": float(t.loc["p_success", "prior"]),
+                        "touched_by_data": True,
+                        "diagnosis": str(t.loc[name, "diagnosis"]),
+                    }
+                )
+            priors = [n for n in learned if n in tree["log_prior"].data_vars]
+            t = table(["p_success"], priors or None)
+            rows.append(
+                {
+                    "variable": "p_success",
+                    "prior": float(t.loc["p_success", "prior"]),
+                    "likelihood": float(t.loc["p_success", "likelihood"]),
+                    "p_success_prior": float(t.loc["p_success", "prior"]),
+                    "touched_by_data": True,
+                    "diagnosis": str(t.loc["p_success", "diagnosis"])
+                    + " (every prior the data bear on scaled at once)",
+                }
+            )
     finally:
         log.setLevel(level)
     return [
-        {
-            "variable": str(name),
-            "prior": float(row["prior"]),
-            "likelihood": float(row["likelihood"]),
-            "diagnosis": str(row["diagnosis"]),
-        }
-        for name, row in table.iterrows()
+        {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()} for row in rows
     ]
 
 
@@ -713,9 +858,11 @@ def backtest(
 ) -> tuple[dict[str, Any], Path]:
     """Walk the reference rounds in date order, forecasting each from those known before it.
 
-    Scores the forecasts (Brier, log score) beside a running base rate and the
-    scenario's priors alone, and adds ``backtest.json``, figures and a section of
-    ``report.html`` to the scenario's report folder (fitting it first if needed).
+    Every stage a round reached, and its whole pathway, is forecast and scored (Brier,
+    log score, each with its Monte Carlo error) beside a running base rate and the
+    scenario's priors alone, with the paired differences and their standard errors over
+    rounds; ``backtest.json``, figures and a section of ``report.html`` are added to the
+    scenario's report folder (fitting it first if needed).
     """
     from forecast import backtest as bt
     from forecast.errors import ScenarioError
@@ -740,33 +887,15 @@ def backtest(
     tree = xr.open_datatree(folder / "posterior.nc", engine="h5netcdf")
     posterior = tree["posterior"].to_dataset() if "posterior" in tree.children else None
 
-    def refit(t: int, known) -> float:
-        say(f"refitting for {prep.data.round_id[t]} (Pareto k > 0.7)")
+    def refit(t: int, known) -> dict[str, bt.Estimate]:
+        say(f"refitting for {prep.data.round_id[t]} (Pareto k too large to reweight)")
         return bt.refit_round(prep.loaded.spec, prep.priors, prep.data, t, known, prep.settings)
 
-    result = bt.forecasts(model, prep.data, prep.loaded.spec, prep.settings.seed, posterior, refit)
-    rows = result["rounds"]
-    unreliable = [r["round_id"] for r in rows if not r["reliable"]]
-    result["refits"] = [r["round_id"] for r in rows if r["proposal"] == "refit"]
-    result.update(
-        {
-            "schema": 1,
-            "id": prep.id,
-            **bt.scores(rows, "p"),
-            "baselines": {
-                "running_base_rate": bt.scores(rows, "p_running_base_rate"),
-                "priors_only": bt.scores(rows, "p_priors_only"),
-            },
-            "method": f"sequential importance sampling (PSIS, as in leave-future-out): for each round, either "
-            f"{bt.DRAWS:,} prior draws weighted by the likelihood of the outcomes known strictly before its "
-            "start date, or the report's posterior draws weighted by the inverse likelihood of the outcomes "
-            "not yet known, whichever has the smaller Pareto k, and a NUTS refit on the earlier rounds "
-            "where both k exceed 0.7; the forecast is P(the round passes its first stage | its factor "
-            "values, its group)",
-            "unreliable_rounds": unreliable,
-            "outcome": f"the first stage, {next(iter(prep.loaded.spec.stages))}",
-        }
-    )
+    result = {
+        "schema": 1,
+        "id": prep.id,
+        **bt.forecasts(model, prep.data, prep.loaded.spec, prep.settings.seed, posterior, refit),
+    }
     from forecast.report.backtest import write_backtest
 
     write_backtest(result, folder)

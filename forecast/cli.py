@@ -152,10 +152,13 @@ def run(
 def _run_table(results) -> None:
     from rich.table import Table
 
+    from forecast.report.tables import decision_sentence, pct_row
+
     t = Table(title="forecast run", title_justify="left")
     for col in (
         "scenario",
         "P(success)",
+        "MCSE (points)",
         "90% HDI",
         "method",
         "R-hat max",
@@ -168,11 +171,12 @@ def _run_table(results) -> None:
         )
     for r in results:
         s, d = r.summary, r.summary["diagnostics"]
-        lo, hi = s["p_success"]["hdi_90"]
+        mean, hdi, error = pct_row(s["p_success"])
         t.add_row(
             s["id"],
-            f"{s['p_success']['mean']:.1%}",
-            f"{lo:.1%} – {hi:.1%}",
+            mean,
+            error,
+            hdi,
             d["method"],
             "—" if d["r_hat_max"] is None else f"{d['r_hat_max']:.3f}",
             "—" if d["ess_bulk_min"] is None else f"{d['ess_bulk_min']:.0f}",
@@ -184,11 +188,7 @@ def _run_table(results) -> None:
     for r in results:
         d = r.summary.get("decision")
         if d:
-            best = d["options"][d["recommended"]]
-            console.print(
-                f"{r.summary['id']}: {_escape(d['question'])} → [bold]{d['recommended']}[/] "
-                f"(mean value {best['mean']:.1f}, best in {best['p_best']:.0%} of draws, EVPI {d['evpi']:.2f})"
-            )
+            console.print(f"{r.summary['id']}: {_escape(decision_sentence(d))}".replace("**", ""))
 
 
 @app.command()
@@ -232,13 +232,15 @@ def compare(
 def _compare_table(result, folder) -> None:
     from rich.table import Table
 
+    from forecast.report.tables import pct_row
+
     console = _console(stderr=False)
     t = Table(title="forecast compare", title_justify="left")
-    for col in ("scenario", "P(success)", "90% HDI"):
+    for col in ("scenario", "P(success)", "MCSE (points)", "90% HDI"):
         t.add_column(col, justify="left" if col == "scenario" else "right")
     for label, s in result["scenarios"].items():
-        lo, hi = s["p_success"]["hdi_90"]
-        t.add_row(label, f"{s['p_success']['mean']:.1%}", f"{lo:.1%} – {hi:.1%}")
+        mean, hdi, error = pct_row(s["p_success"])
+        t.add_row(label, mean, error, hdi)
     console.print(t)
     for pair in result["pairs"]:
         console.print(f"P({pair['a']} > {pair['b']}) = {pair['p_a_greater']:.2f}")

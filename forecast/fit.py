@@ -8,6 +8,7 @@ uses PyTensor's FAST_COMPILE mode, which needs no C or numba compilation at all.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import warnings
@@ -211,25 +212,53 @@ def _as_draws(model, names: list[str], values: list[np.ndarray], chains: int, dr
     return out
 
 
-#: Pareto k above which importance weights are not trusted (Vehtari et al. 2024).
+#: Pareto k above which importance weights are never trusted (Vehtari et al. 2024).
 PARETO_K_MAX = 0.7
+#: Fewest effective draws a reweighted estimate may rest on (PRODUCT §2).
+MIN_IS_ESS = 400
+
+
+def pareto_k_threshold(n: int) -> float:
+    """The sample-size-dependent bound min(1 − 1/log10 S, 0.7) of Vehtari et al. (2024)."""
+    return min(1 - 1 / math.log10(max(n, 11)), PARETO_K_MAX)
+
+
+def trusted(pareto_k: float, ess: float, n: int) -> bool:
+    """Whether a reweighted estimate from ``n`` draws may stand (else it is refitted)."""
+    return pareto_k < pareto_k_threshold(n) and ess >= MIN_IS_ESS
 
 
 @dataclass
 class Reweighted:
-    """Posterior means by importance sampling from the prior (PSIS)."""
+    """Posterior means by importance sampling (PSIS), with what their trust rests on.
+
+    ``draws`` and ``weights`` are kept so that a difference between two estimates from
+    the same proposal draws can be given a paired Monte Carlo error.
+    """
 
     means: dict[str, np.ndarray]
+    mcse: dict[str, np.ndarray]
     pareto_k: float
     ess: float
+    draws: dict[str, np.ndarray]
+    weights: np.ndarray
+    r_eff: float = 1.0
+
+    @property
+    def n(self) -> int:
+        return len(self.weights)
 
     @property
     def p_success(self) -> float:
         return float(self.means["p_success"])
 
     @property
+    def p_success_mcse(self) -> float:
+        return float(self.mcse["p_success"])
+
+    @property
     def reliable(self) -> bool:
-        return self.pareto_k <= PARETO_K_MAX
+        return trusted(self.pareto_k, self.ess, self.n)
 
 
 def flat_draws(posterior, names: list[str]) -> dict[str, np.ndarray]:
@@ -528,7 +557,15 @@ def pointwise(model, posterior, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return loglik, np.exp(log_reach - previous)
 
 
-def importance(model, n: int, seed: int, log_q=0.0, given=None, log_prior_target=0.0) -> Reweighted:
+def importance(
+    model,
+    n: int,
+    seed: int,
+    log_q=0.0,
+    given=None,
+    log_prior_target=0.0,
+    r_eff: float = 1.0,
+) -> Reweighted:
     """Posterior means by PSIS from a proposal: the prior (default) or given draws.
 
     With ``given`` (draws of some free variables, e.g. another fit's posterior) and
@@ -536,7 +573,11 @@ def importance(model, n: int, seed: int, log_q=0.0, given=None, log_prior_target
     target / proposal = prior_target(given) · likelihood(all) / q; ``log_prior_target``
     supplies the first factor. Variables not given are drawn from their prior, which
     cancels; without ``given`` the proposal is the prior and the weights the likelihood.
+    ``r_eff`` is the proposal draws' relative efficiency (below 1 for MCMC draws): it
+    scales the effective sample size and the Monte Carlo errors.
     """
+    from forecast.mcse import weighted_mcse
+
     names = ["p_success"] + (["option_value"] if "option_value" in model.named_vars else [])
     has_data = bool(model.observed_RVs)
     values = _vectorised_draws(model, names, n, seed, with_loglik=has_data, given=given)
@@ -544,4 +585,11 @@ def importance(model, n: int, seed: int, log_q=0.0, given=None, log_prior_target
     log_ratio = log_prior_target - log_q + (values[-1] if has_data else np.zeros(n))
     w, k = psis_weights(np.broadcast_to(log_ratio, (n,)))
     means = {name: np.tensordot(w, v, axes=(0, 0)) for name, v in draws.items()}
-    return Reweighted(means, pareto_k=k, ess=float(1 / (w**2).sum()))
+    errors = {
+        name: np.array([weighted_mcse(col, w, r_eff) for col in v.reshape(n, -1).T]).reshape(
+            v.shape[1:]
+        )
+        for name, v in draws.items()
+    }
+    ess = float(r_eff / (w**2).sum())
+    return Reweighted(means, errors, pareto_k=k, ess=ess, draws=draws, weights=w, r_eff=r_eff)

@@ -83,6 +83,13 @@ def combined(*errors: float | None) -> float | None:
     return float(math.sqrt(sum(e * e for e in errors)))
 
 
+def sig(x: float | None, digits: int = 2) -> float | None:
+    """An error to ``digits`` significant figures (it needs no more); None stays None."""
+    if x is None or not math.isfinite(x):
+        return None
+    return float(f"{x:.{digits}g}")
+
+
 def decimals(mcse: float | None, scale: float = 1.0, most: int = 4) -> int:
     """Decimal places a figure with this MCSE supports, on a display ``scale`` (100 for %).
 

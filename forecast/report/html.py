@@ -5,7 +5,15 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from forecast.report.tables import answer_sentence, decision_sentence, fmt_interval, written
+from forecast.mcse import num, pct
+from forecast.report.tables import (
+    answer_sentence,
+    decision_sentence,
+    fmt_interval,
+    fmt_mcse,
+    pct_row,
+    written,
+)
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1020px;margin:2em auto;padding:0 1em;color:#1b1b1b}
@@ -66,22 +74,26 @@ def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
         f"<p class='answer'>{sentence}</p>",
         f"<p>Values on the scale: {escape(d['value_scale'])}.</p>",
         _fig(figures.get("decision"), "Distribution of each option's value"),
-        "<table><tr><th>option</th><th>mean value</th><th>90% HDI</th><th>P(best)</th></tr>",
+        "<table><tr><th>option</th><th>mean value</th><th>MCSE</th><th>90% HDI</th><th>P(best)</th></tr>",
     ]
     for name, o in d["options"].items():
         label = f" — {escape(o['label'])}" if o.get("label") else ""
+        e = o.get("mcse")
         parts.append(
-            f"<tr><td><code>{escape(name)}</code>{label}</td><td class='num'>{o['mean']:.1f}</td>"
-            f"<td class='num'>{o['hdi_90'][0]:.1f} – {o['hdi_90'][1]:.1f}</td><td class='num'>{o['p_best']:.2f}</td></tr>"
+            f"<tr><td><code>{escape(name)}</code>{label}</td><td class='num'>{num(o['mean'], e, 2)}</td>"
+            f"<td class='num'>{fmt_mcse(o, False)}</td>"
+            f"<td class='num'>{num(o['hdi_90'][0], e, 2)} – {num(o['hdi_90'][1], e, 2)}</td>"
+            f"<td class='num'>{pct(o['p_best'], o.get('p_best_mcse'), 1)}</td></tr>"
         )
     parts += [
         "</table>",
-        f"<p>Expected value of perfect information (EVPI): <b>{d['evpi']:.2f}</b>. Per belief, the expected "
+        f"<p>Expected value of perfect information (EVPI): <b>{num(d['evpi'], d.get('evpi_mcse'), 3)}</b> "
+        f"(Monte Carlo error ±{num(d.get('evpi_mcse'), None, 3)}). Per belief, the expected "
         "value of partial perfect information (EVPPI) — how much knowing that one belief exactly would be "
         f"worth — and the best option when the belief sits in its lowest or highest tenth. Estimator: "
         f"{escape(d['evppi_estimator'])}.</p>",
         _fig(figures.get("evppi"), "Which beliefs are worth knowing better (EVPPI)"),
-        "<table><tr><th>belief</th><th>EVPPI</th><th>best if low</th><th>best if high</th><th>why</th></tr>",
+        "<table><tr><th>belief</th><th>EVPPI</th><th>SE</th><th>best if low</th><th>best if high</th><th>why</th></tr>",
     ]
     shown = {p: v for p, v in d["evppi"].items() if v > 0 or d["flips"][p]["flips"]}
     for path, value in shown.items():
@@ -90,7 +102,9 @@ def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
         why = quotes.get(path)
         quote = f"<blockquote>“{escape(why)}”</blockquote>" if why else ""
         parts.append(
-            f"<tr><td><code>{escape(path)}</code>{flag}</td><td class='num'>{value:.2f}</td>"
+            f"<tr><td><code>{escape(path)}</code>{flag}</td>"
+            f"<td class='num'>{num(value, d.get('evppi_se', {}).get(path), 3)}</td>"
+            f"<td class='num'>{num(d.get('evppi_se', {}).get(path), None, 3)}</td>"
             f"<td>{escape(f['best_when_low'])}</td><td>{escape(f['best_when_high'])}</td><td>{quote}</td></tr>"
         )
     parts.append("</table>")
@@ -126,7 +140,7 @@ def render(
     parts += [
         "<h2>P(success)</h2>",
         _fig(figures.get("p_success"), "Density of P(success) with its 90% HDI"),
-        "<table><tr><th></th><th>mean</th><th>median</th><th>90% HDI</th></tr>",
+        "<table><tr><th></th><th>mean</th><th>MCSE (points)</th><th>median</th><th>90% HDI</th></tr>",
     ]
     for key, name in (
         ("p_success", "forecast"),
@@ -134,9 +148,10 @@ def render(
         ("p_round", "one round, before evidence"),
     ):
         st = summary[key]
+        mean, hdi, error = pct_row(st)
         parts.append(
-            f"<tr><td>{name}</td><td class='num'>{st['mean']:.1%}</td><td class='num'>{st['median']:.1%}</td>"
-            f"<td class='num'>{st['hdi_90'][0]:.1%} – {st['hdi_90'][1]:.1%}</td></tr>"
+            f"<tr><td>{name}</td><td class='num'>{mean}</td><td class='num'>{error}</td>"
+            f"<td class='num'>{pct(st['median'], st.get('mcse'))}</td><td class='num'>{hdi}</td></tr>"
         )
     parts.append("</table>")
     if figures.get("prior_posterior"):
@@ -147,13 +162,14 @@ def render(
     parts += [
         "<h2>Stages</h2><p>P(pass | the talks reached the stage), marginal over the factors, before evidence.</p>",
         _fig(figures.get("stages"), "Densities of each stage's pass probability"),
-        "<table><tr><th>stage</th><th>mean</th><th>90% HDI</th></tr>",
+        "<table><tr><th>stage</th><th>mean</th><th>MCSE (points)</th><th>90% HDI</th></tr>",
     ]
     for name, st in summary["stages"].items():
         label = f" — {escape(st['label'])}" if st.get("label") else ""
+        mean, hdi, error = pct_row(st)
         parts.append(
-            f"<tr><td><code>{escape(name)}</code>{label}</td><td class='num'>{st['mean']:.1%}</td>"
-            f"<td class='num'>{st['hdi_90'][0]:.1%} – {st['hdi_90'][1]:.1%}</td></tr>"
+            f"<tr><td><code>{escape(name)}</code>{label}</td><td class='num'>{mean}</td>"
+            f"<td class='num'>{error}</td><td class='num'>{hdi}</td></tr>"
         )
     if summary.get("decision"):
         parts += ["</table>", decision_section(summary, figures)]
@@ -171,7 +187,8 @@ def render(
             f"<tr><td><code>{escape(a['path'])}</code><br>{escape(a['label'] or '')}<br>"
             f"<small>{escape(written(a['belief']))} → {escape(a['distribution'])}</small></td>"
             f"<td class='num'>{fmt_interval(a['prior'], False)}</td>"
-            f"<td class='num'>{fmt_interval(a['posterior'], False)}</td><td>{why}</td></tr>"
+            f"<td class='num'>{fmt_interval(a['posterior'], False)}<br><small>MCSE "
+            f"{fmt_mcse(a['posterior'], False)}</small></td><td>{why}</td></tr>"
         )
     parts.append("</table>")
     parts.append(_fig(figures.get("assumptions"), "Prior and posterior of each assumption"))

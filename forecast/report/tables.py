@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from forecast.mcse import mcse_mean, num, pct, round_to, se, sig
 from forecast.scenario import SCHEMA_VERSION, assumptions
 
 HDI_PROB = 0.9
@@ -24,20 +25,33 @@ def _r(x: float | None, digits: int = 4) -> float | None:
 
 
 def interval_stats(da) -> dict[str, Any]:
-    """Mean, median and 90% HDI of draws with dims (chain, draw)."""
+    """Mean (with its MCSE), median and 90% HDI of draws with dims (chain, draw).
+
+    Each figure is rounded to the digits the mean's Monte Carlo error supports
+    (PRODUCT §2); the MCSE itself keeps two significant figures.
+    """
     import arviz_stats as azs
 
+    values = np.asarray(da)
+    if values.size and np.ptp(values) == 0:  # a point mass: exact, no Monte Carlo error
+        return constant_stats(float(values.flat[0]))
+    error = mcse_mean(da)
     hdi = azs.hdi(da, prob=HDI_PROB)
+
+    def r(x: float) -> float | None:
+        return round_to(float(x), error)
+
     return {
-        "mean": _r(float(da.mean())),
-        "median": _r(float(da.median())),
-        "hdi_90": [_r(float(hdi.sel(ci_bound="lower"))), _r(float(hdi.sel(ci_bound="upper")))],
+        "mean": r(da.mean()),
+        "mcse": sig(error),
+        "median": r(da.median()),
+        "hdi_90": [r(hdi.sel(ci_bound="lower")), r(hdi.sel(ci_bound="upper"))],
     }
 
 
 def constant_stats(value: float) -> dict[str, Any]:
     v = _r(value)
-    return {"mean": v, "median": v, "hdi_90": [v, v]}
+    return {"mean": v, "mcse": 0.0, "median": v, "hdi_90": [v, v]}
 
 
 def versions() -> dict[str, str]:
@@ -72,12 +86,7 @@ def build_summary(prep, fit) -> dict[str, Any]:
     stages = {}
     for s in spec.stages:
         st = interval_stats(draws["p_stage"].sel(stage=s))
-        stages[s] = {
-            "label": spec.stages[s].label,
-            "mean": st["mean"],
-            "median": st["median"],
-            "hdi_90": st["hdi_90"],
-        }
+        stages[s] = {"label": spec.stages[s].label, **st}
     rows = []
     for a in assumptions(spec):
         p = prep.priors[a.path]
@@ -201,16 +210,17 @@ def checks_markdown(checks: dict[str, Any] | None) -> list[str]:
 
 
 def answer_sentence(summary: dict[str, Any]) -> str:
-    """The answer in one sentence."""
+    """The answer in one sentence, to the digits its Monte Carlo error supports."""
     p = summary["p_success"]
     lo, hi = p["hdi_90"]
     ref = summary.get("reference") or {}
     basis = "the author's assumptions"
     if summary["diagnostics"]["method"] == "nuts" and ref.get("rounds"):
         basis += f", updated by {ref['rounds']} past rounds,"
+    e = p.get("mcse")
     return (
-        f"On {basis} the talks succeed with probability {p['mean']:.0%} "
-        f"(90% interval {lo:.0%}–{hi:.0%})."
+        f"On {basis} the talks succeed with probability {pct(p['mean'], e)} "
+        f"(90% interval {pct(lo, e)}–{pct(hi, e)}; Monte Carlo error ±{se(e, 100)} points)."
     )
 
 
@@ -220,8 +230,9 @@ def decision_sentence(decision: dict[str, Any]) -> str:
     o = decision["options"][best]
     return (
         f"{decision['question']} On these assumptions: **{best}** "
-        f"(expected value {o['mean']:.1f}; best in {o['p_best']:.0%} of draws; "
-        f"value of perfect information {decision['evpi']:.2f})."
+        f"(expected value {num(o['mean'], o.get('mcse'), 2)}; best in "
+        f"{pct(o['p_best'], o.get('p_best_mcse'), 1)} of draws; value of perfect information "
+        f"{num(decision['evpi'], decision.get('evpi_mcse'), 3)})."
     )
 
 
@@ -235,11 +246,27 @@ def written(belief: Any) -> str:
     return str(belief)
 
 
-def fmt_interval(st: dict[str, Any], pct: bool = True) -> str:
+def fmt_interval(st: dict[str, Any], as_pct: bool = True) -> str:
+    """``mean [lo, hi]`` to the digits the mean's MCSE supports."""
     lo, hi = st["hdi_90"]
-    if pct:
-        return f"{st['mean']:.1%} [{lo:.1%}, {hi:.1%}]"
-    return f"{st['mean']:.3g} [{lo:.3g}, {hi:.3g}]"
+    e = st.get("mcse")
+    f = pct if as_pct else num
+    return f"{f(st['mean'], e)} [{f(lo, e)}, {f(hi, e)}]"
+
+
+def fmt_mcse(st: dict[str, Any], as_pct: bool = True) -> str:
+    """The MCSE of a summary's mean, in points for a probability shown in percent."""
+    e = st.get("mcse")
+    if e is None:
+        return "—"
+    return "exact" if e == 0 else f"±{se(e, 100 if as_pct else 1)}"
+
+
+def pct_row(st: dict[str, Any]) -> tuple[str, str, str]:
+    """(mean, 90% HDI, MCSE) of a probability, each to the digits the MCSE supports."""
+    e = st.get("mcse")
+    lo, hi = st["hdi_90"]
+    return pct(st["mean"], e), f"{pct(lo, e)} – {pct(hi, e)}", fmt_mcse(st)
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -254,27 +281,32 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         f"**Answer.** {answer_sentence(summary)}",
         "",
-        "| | mean | 90% HDI |",
-        "|---|---:|---|",
-        f"| P(success), {'posterior' if d['method'] == 'nuts' else 'prior only'} | {summary['p_success']['mean']:.1%} | {summary['p_success']['hdi_90'][0]:.1%} – {summary['p_success']['hdi_90'][1]:.1%} |",
-        f"| P(success), prior | {summary['p_success_prior']['mean']:.1%} | {summary['p_success_prior']['hdi_90'][0]:.1%} – {summary['p_success_prior']['hdi_90'][1]:.1%} |",
+        "| | mean | 90% HDI | MCSE (points) |",
+        "|---|---:|---|---:|",
     ]
-    for name, st in summary["stages"].items():
-        lines.append(
-            f"| stage `{name}`: P(pass \\| reached) | {st['mean']:.1%} | {st['hdi_90'][0]:.1%} – {st['hdi_90'][1]:.1%} |"
-        )
+    rows = [
+        (
+            f"P(success), {'posterior' if d['method'] == 'nuts' else 'prior only'}",
+            summary["p_success"],
+        ),
+        ("P(success), prior", summary["p_success_prior"]),
+    ]
+    rows += [(f"stage `{n}`: P(pass \\| reached)", st) for n, st in summary["stages"].items()]
+    for name, st in rows:
+        mean, hdi, error = pct_row(st)
+        lines.append(f"| {name} | {mean} | {hdi} | {error} |")
     lines += [
         "",
         "## Assumptions",
         "",
-        "| path | belief | prior | posterior | why |",
+        "| path | belief | prior | posterior (MCSE) | why |",
         "|---|---|---|---|---|",
     ]
     for a in summary["assumptions"]:
         why = (a["why"] or "*(no quote)*").replace("|", "\\|").replace("\n", " ")
         lines.append(
             f"| `{a['path']}` | {written(a['belief'])} → {a['distribution']} | {fmt_interval(a['prior'], False)} | "
-            f"{fmt_interval(a['posterior'], False)} | {why} |"
+            f"{fmt_interval(a['posterior'], False)} ({fmt_mcse(a['posterior'], False)}) | {why} |"
         )
     lines += ["", "## Diagnostics", ""]
     if d["method"] == "nuts":
