@@ -519,14 +519,25 @@ def load_source(
     )
 
 
-def p_greater(a, b) -> float:
-    """P(A > B) over all pairs of draws, ties counted as one half."""
+def p_greater(a, b) -> tuple[float, float]:
+    """P(A > B) over all pairs of draws, ties counted as one half, and its Monte Carlo error.
+
+    The estimate is a two-sample U-statistic; its variance is Var(G(a))/n_a + Var(H(b))/n_b
+    with G(a) = P(B < a) and H(b) = P(A > b) (draws treated as independent).
+    """
     import numpy as np
 
-    b = np.sort(np.asarray(b))
-    less = np.searchsorted(b, a, side="left")
-    less_eq = np.searchsorted(b, a, side="right")
-    return float((less + 0.5 * (less_eq - less)).sum() / (len(a) * len(b)))
+    a, b = np.asarray(a), np.asarray(b)
+
+    def share_below(sorted_x, y):  # per y: P(X < y), ties one half
+        lo = np.searchsorted(sorted_x, y, side="left")
+        hi = np.searchsorted(sorted_x, y, side="right")
+        return (lo + 0.5 * (hi - lo)) / len(sorted_x)
+
+    g = share_below(np.sort(b), a)  # P(B < a_i)
+    h = 1 - share_below(np.sort(a), b)  # P(A > b_j)
+    error = math.sqrt(g.var(ddof=1) / len(a) + h.var(ddof=1) / len(b))
+    return float(g.mean()), error
 
 
 def compare(
@@ -608,11 +619,13 @@ def compare(
                 )
             rows.append(row)
         rows.sort(key=lambda r: -abs(r["delta"] or 0))
+        greater, greater_mcse = p_greater(a.p_success, b.p_success)
         pairs.append(
             {
                 "a": a.label,
                 "b": b.label,
-                "p_a_greater": round(p_greater(a.p_success, b.p_success), 4),
+                "p_a_greater": round_to(greater, greater_mcse),
+                "p_a_greater_mcse": sig(greater_mcse),
                 "differences": [d.as_json() for d in diffs],
                 "attribution": rows,
                 "attribution_base": None if base is None else base.as_json(),
@@ -633,7 +646,10 @@ def compare(
             }
             for s in sources
         },
-        **{k: pairs[0][k] for k in ("p_a_greater", "differences", "attribution")},
+        **{
+            k: pairs[0][k]
+            for k in ("p_a_greater", "p_a_greater_mcse", "differences", "attribution")
+        },
         "attribution_method": "each differing assumption of B swapped into A alone; P(success) by "
         "PSIS reweighting of A's posterior draws (or of prior draws weighted by the likelihood), "
         "exact forward sampling without data, NUTS refit where the weights fail the trust rule "
@@ -888,7 +904,7 @@ def backtest(
     posterior = tree["posterior"].to_dataset() if "posterior" in tree.children else None
 
     def refit(t: int, known) -> dict[str, bt.Estimate]:
-        say(f"refitting for {prep.data.round_id[t]} (Pareto k too large to reweight)")
+        say(f"refitting for {prep.data.round_id[t]} (importance weights not trusted)")
         return bt.refit_round(prep.loaded.spec, prep.priors, prep.data, t, known, prep.settings)
 
     result = {
