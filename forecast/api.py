@@ -809,9 +809,7 @@ def power_scaling(
     log.setLevel(logging.ERROR)  # its "potential issues" note: our report explains the diagnosis
 
     def table(names: list[str], prior_vars: list[str] | None):
-        return azs.psense_summary(
-            tree, var_names=names, prior_var_names=prior_vars, round_to="none"
-        )
+        return azs.psense_summary(tree, var_names=names, prior_var_names=prior_vars, round_to=6)
 
     rows = []
     try:

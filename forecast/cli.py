@@ -229,9 +229,19 @@ def compare(
     _compare_table(result, folder)
 
 
+def _method(r: dict) -> str:
+    """A what-if's method with what its trust rests on: Pareto k and ESS when reweighted."""
+    if r.get("method") == "reweighted":
+        return f"reweighted (k={r['pareto_k']:.2f}, ESS {r['ess']:.0f})"
+    if r.get("method") == "refit" and r.get("pareto_k") is not None:
+        return f"refit (k={r['pareto_k']:.2f})"
+    return r.get("method") or "—"
+
+
 def _compare_table(result, folder) -> None:
     from rich.table import Table
 
+    from forecast.mcse import num, pct, se
     from forecast.report.tables import pct_row
 
     console = _console(stderr=False)
@@ -243,7 +253,8 @@ def _compare_table(result, folder) -> None:
         t.add_row(label, mean, error, hdi)
     console.print(t)
     for pair in result["pairs"]:
-        console.print(f"P({pair['a']} > {pair['b']}) = {pair['p_a_greater']:.2f}")
+        e = pair["p_a_greater_mcse"]
+        console.print(f"P({pair['a']} > {pair['b']}) = {num(pair['p_a_greater'], e, 3)} ± {se(e)}")
         recs = pair.get("recommendations") or {}
         if any(recs.values()):
             console.print(
@@ -263,12 +274,15 @@ def _compare_table(result, folder) -> None:
             title=f"what explains the gap: each assumption of {pair['b']} put into {pair['a']}",
             title_justify="left",
         )
-        for col in ("assumption", "change in P(success)", "method"):
-            a.add_column(col, justify="right" if col.startswith("change") else "left")
+        for col in ("assumption", "change in P(success)", "MCSE (points)", "method"):
+            a.add_column(col, justify="left" if col in ("assumption", "method") else "right")
         for r in pair["attribution"][:10]:
-            delta = "—" if r["delta"] is None else f"{r['delta']:+.1%}"
-            k = "" if r["pareto_k"] is None else f" (k={r['pareto_k']:.2f})"
-            a.add_row(r["path"], delta, r["method"] + k)
+            delta = (
+                "—"
+                if r["delta"] is None
+                else "+" * (r["delta"] > 0) + pct(r["delta"], r["delta_mcse"])
+            )
+            a.add_row(r["path"], delta, se(r["delta_mcse"], 100), _method(r))
         if len(pair["attribution"]) > 10:
             a.add_row(f"... {len(pair['attribution']) - 10} more in compare.md", "", "")
         console.print(a)
@@ -307,25 +321,35 @@ def sensitivity(
         return
     from rich.table import Table
 
+    from forecast.mcse import pct, se
+
     console = _console(stderr=False)
+    base_e = result["p_success_base_mcse"]
     t = Table(
-        title=f"forecast sensitivity: {result['id']} (base P(success) {result['p_success_base']:.1%})",
+        title=f"forecast sensitivity: {result['id']} (base P(success) "
+        f"{pct(result['p_success_base'], base_e)} ± {se(base_e, 100)} points)",
         title_justify="left",
     )
-    for col in ("belief", "low", "P(success)", "high", "P(success)", "method"):
+    for col in ("belief", "low", "P(success)", "high", "P(success)", "swing ± MCSE", "method"):
         t.add_column(col, justify="left" if col in ("belief", "method") else "right")
     for r in result["tornado"]:
-        lo = "—" if r["p_success_low"] is None else f"{r['p_success_low']:.1%}"
-        hi = "—" if r["p_success_high"] is None else f"{r['p_success_high']:.1%}"
-        t.add_row(r["path"], f"{r['low']:.3g}", lo, f"{r['high']:.3g}", hi, r["method_low"])
+        lo = pct(r["p_success_low"], r["p_success_low_mcse"])
+        hi = pct(r["p_success_high"], r["p_success_high_mcse"])
+        swing = f"{pct(r['swing'], r['swing_mcse'])} ± {se(r['swing_mcse'], 100)}"
+        t.add_row(r["path"], f"{r['low']:.3g}", lo, f"{r['high']:.3g}", hi, swing, r["method_low"])
     console.print(t)
     if result["psense"]:
         p = Table(title="power-scaling sensitivity (psense)", title_justify="left")
-        for col in ("variable", "prior", "likelihood", "diagnosis"):
+        for col in ("belief", "prior → belief", "prior → P(success)", "likelihood", "diagnosis"):
             p.add_column(col)
         for r in result["psense"]:
             p.add_row(
-                r["variable"], f"{r['prior']:.3f}", f"{r['likelihood']:.3f}", r["diagnosis"] or "–"
+                r["variable"],
+                *(
+                    "—" if r[k] is None else f"{r[k]:.3f}"
+                    for k in ("prior", "p_success_prior", "likelihood")
+                ),
+                r["diagnosis"] or "–",
             )
         console.print(p)
     console.print(f"report: {folder / 'report.html'}")

@@ -234,9 +234,15 @@ def _reference_outcomes(spec, var, b: _Beliefs, data: ReferenceData, groups, shi
     if shift is not None:
         idx = np.array([groups.index(g) for g in data.group])
         logit_round = logit_round + shift.T[idx]
-    # (round, state, stage); products and sums, not dot, so that batches of draws
-    # vectorise as elementwise ops instead of a Python loop over draws
-    round_shift = (states[:, :, None, :] * b.log_odds_ratio[None, None, :, :]).sum(axis=-1)
+    # only factors that hold in some round (or may: unknown) enter: an effect of a factor
+    # that never held in the reference rounds is not something the data bear on
+    active = [j for j in range(len(factors)) if states[:, :, j].any()]
+    round_shift = 0.0
+    if active:
+        log_or = pt.stack([b.log_odds_ratio[:, j] for j in active], axis=-1)  # (stage, active)
+        # (round, state, stage); products and sums, not dot, so that batches of draws
+        # vectorise as elementwise ops instead of a Python loop over draws
+        round_shift = (states[:, :, None, active] * log_or[None, None, :, :]).sum(axis=-1)
     pm.CustomDist(
         "outcomes",
         logit_round[:, None, :] + round_shift,

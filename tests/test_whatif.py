@@ -122,6 +122,15 @@ def test_sensitivity_prior_only(write_scenario, tmp_path):
         "stages.agreement.base_rate.belief",
         "stages.agreement.effects.leader.odds_ratio",
     }
+    # each end carries its Monte Carlo error; the swing's is paired, so smaller than the
+    # two ends' errors combined (both ends reuse the same prior draws)
+    for r in rows.values():
+        assert r["p_success_low_mcse"] > 0 and r["p_success_high_mcse"] > 0
+        assert r["swing"] == pytest.approx(abs(r["p_success_high"] - r["p_success_low"]), abs=2e-3)
+        assert (
+            r["swing_mcse"] < (r["p_success_low_mcse"] ** 2 + r["p_success_high_mcse"] ** 2) ** 0.5
+        )
+        assert r["moved"]
     saved = json.loads((folder / "sensitivity.json").read_text())
     assert saved["tornado"] == result["tornado"]
     html = (folder / "report.html").read_text()
@@ -148,8 +157,55 @@ def test_reweighted_agrees_with_refit_on_a_bundled_scenario(tmp_path):
     # Monte Carlo standard errors of both means: NUTS from ArviZ's MCSE, PSIS from the
     # effective sample size of its weights; they must agree within four of their combined se
     se_nuts = float(azs.mcse(draws, method="mean"))
-    se_psis = float(draws.std()) / reweighted.ess**0.5
+    se_psis = reweighted.p_success_mcse
+    assert 0 < se_psis < 0.01
     assert abs(reweighted.p_success - refit) < 4 * (se_nuts**2 + se_psis**2) ** 0.5
+
+
+POSTERIOR_PROPOSAL = """
+factors:
+  leader: {holds: 0.6, column: leader}
+stages:
+  agreement:
+    base_rate: {belief: {beta: [2, 8]}, why: x}
+    effects: {leader: {odds_ratio: {lognormal: [0, 0.8]}, why: x}}
+    column: agreement
+reference: {data: rounds.csv}
+sampling: {draws: 1000, chains: 4, seed: 11}
+"""
+
+
+@pytest.mark.slow
+def test_posterior_proposal_reweighting_agrees_with_nuts_refits(write_scenario, tmp_path):
+    """The path compare and sensitivity take: the base fit's posterior draws reweighted
+    to a changed prior, against a NUTS fit of the changed scenario."""
+    import arviz_stats as azs
+
+    from forecast.fit import run_fit
+    from forecast.model import build_model
+
+    csv = "round_id,start_date,agreement,leader\n" + "\n".join(
+        f"r{i},2010-01-{i + 1:02d},{int(i % 4 == 0)},{i % 2}" for i in range(24)
+    )
+    path = write_scenario(POSTERIOR_PROPOSAL, csv=csv)
+    prep = api.prepare(path)
+    folder = api.run(prep, out=tmp_path).folder
+    base = api.BaseFit.from_report(prep, folder)
+    for item in (
+        "stages.agreement.base_rate.belief={beta: [3, 7]}",
+        "stages.agreement.effects.leader.odds_ratio={lognormal: [-0.3, 0.6]}",
+    ):
+        changed = api.prepare(path, [item])
+        v = api.evaluate(changed, base=base)
+        assert (v.method, v.proposal) == ("reweighted", "posterior"), v
+        assert v.ess >= 400 and v.pareto_k < 0.7
+        model = build_model(changed.loaded.spec, changed.priors, changed.data)
+        draws = run_fit(model, has_data=True, draws=1000, chains=4, seed=3).tree["posterior"]
+        refit, se_nuts = float(draws["p_success"].mean()), azs.mcse(draws["p_success"])
+        # both are Monte Carlo estimates of the same posterior mean: within four of their
+        # combined standard errors (each reported by the tool itself)
+        combined = (float(se_nuts) ** 2 + v.mcse**2) ** 0.5
+        assert abs(v.p_success - refit) < 4 * combined, (item, v.p_success, refit, combined)
 
 
 @pytest.mark.slow
@@ -162,9 +218,33 @@ def test_psense_with_data(write_scenario, tmp_path):
         csv=CSV_3_OF_20,
     )
     result, _ = api.sensitivity(path, out=tmp_path)
-    (row,) = result["psense"]
-    assert row["variable"] == "stages.agreement.base_rate.belief"
-    assert row["prior"] > 0 and row["likelihood"] > 0 and row["diagnosis"]
+    rows = {r["variable"]: r for r in result["psense"]}
+    row = rows["stages.agreement.base_rate.belief"]
+    assert row["touched_by_data"] and row["prior"] > 0 and row["likelihood"] > 0
+    # one stage, no factors: P(success) is the base rate, so its sensitivity is the same
+    assert rows["p_success"]["prior"] == pytest.approx(row["prior"], abs=1e-3)
+    assert row["p_success_prior"] == pytest.approx(row["prior"], abs=1e-3)
+    assert set(rows) == {"stages.agreement.base_rate.belief", "p_success"}
+
+
+@pytest.mark.slow
+def test_psense_lists_beliefs_the_data_never_touch(write_scenario, tmp_path):
+    from test_model import CSV_3_OF_20
+
+    path = write_scenario(
+        "factors:\n  mood: {holds: {beta: [2, 2]}}\n"
+        "stages:\n  agreement:\n    base_rate: {belief: unlikely, why: x}\n"
+        "    effects: {mood: {odds_ratio: raises, why: x}}\n    column: agreement\n"
+        "reference: {data: rounds.csv}\nsampling: {draws: 1000, chains: 2, seed: 3}\n",
+        csv=CSV_3_OF_20,
+    )
+    result, _ = api.sensitivity(path, out=tmp_path)
+    rows = {r["variable"]: r for r in result["psense"]}
+    # the data have no mood column: mood's holds and its effect are untouched by them
+    for name in ("factors.mood.holds", "stages.agreement.effects.mood.odds_ratio"):
+        assert not rows[name]["touched_by_data"] and rows[name]["prior"] is None
+        assert "not touched" in rows[name]["diagnosis"]
+    assert rows["stages.agreement.base_rate.belief"]["touched_by_data"]
 
 
 def test_every_swap_between_the_bundled_scenarios_is_a_valid_scenario():
@@ -177,3 +257,20 @@ def test_every_swap_between_the_bundled_scenarios_is_a_valid_scenario():
         assert len(diffs) > 10
         for d in diffs:
             api.prepare_raw(swap(first.loaded, second.loaded, d.path), first)  # raises if invalid
+
+
+def test_sensitivity_leaves_decision_beliefs_out_of_the_p_success_tornado(write_scenario, tmp_path):
+    path = write_scenario(
+        VIEW.replace(
+            "sampling:",
+            "decision:\n  question: Talk?\n  value_scale: -100 .. 100\n"
+            "  value_of_success: {between: [50, 90]}\n  options:\n"
+            "    talk:\n      p_success: model\n      consequences:\n"
+            "        cost: {probability: likely, value: {between: [-20, -5]}}\n"
+            "    no_talks: {p_success: 0}\nsampling:",
+        )
+    )
+    result, _ = api.sensitivity(path, out=tmp_path)
+    paths = {r["path"] for r in result["tornado"]}
+    assert paths and not any(p.startswith("decision.") for p in paths)
+    assert "stages.agreement.base_rate.belief" in paths

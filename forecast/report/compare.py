@@ -7,15 +7,42 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from forecast.mcse import num, pct, se
 from forecast.report.atomic import atomic_folder
 from forecast.report.html import CSS
 from forecast.report.tables import finite_or_none
 
 
-def _pct(x: float | None, signed: bool = False) -> str:
-    if x is None:
-        return "—"
-    return f"{x:+.1%}" if signed else f"{x:.1%}"
+def _p(st: dict[str, Any]) -> tuple[str, str, str]:
+    """(mean, 90% HDI, MCSE) of a scenario's P(success), to the digits its MCSE supports."""
+    from forecast.report.tables import pct_row
+
+    return pct_row(st)
+
+
+def _row(r: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(A, with B's version, change, its MCSE) of one attribution row."""
+    e, d = r.get("delta_mcse"), r["delta"]
+    change = "—" if d is None else ("+" if d > 0 else "") + pct(d, e)
+    return (
+        pct(r["p_success_a"], e),
+        pct(r["p_success_swapped"], r.get("p_success_mcse")),
+        change,
+        "—" if e is None else f"±{se(e, 100)}",
+    )
+
+
+def _method(r: dict[str, Any]) -> str:
+    if r["method"] == "reweighted":
+        return f"reweighted (k = {r['pareto_k']:.2f}, ESS {r['ess']:.0f})"
+    if r["pareto_k"] is not None:
+        return f"{r['method']} (k = {r['pareto_k']:.2f})"
+    return r["method"]
+
+
+def _greater(pair: dict[str, Any]) -> str:
+    e = pair.get("p_a_greater_mcse")
+    return f"{num(pair['p_a_greater'], e, 3)} ± {se(e)}"
 
 
 def _recommendation_lines(pair: dict[str, Any]) -> list[str]:
@@ -39,32 +66,34 @@ def _recommendation_lines(pair: dict[str, Any]) -> list[str]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["# Comparison", "", "| scenario | P(success) | 90% HDI |", "|---|---:|---|"]
+    lines = [
+        "# Comparison",
+        "",
+        "| scenario | P(success) | 90% HDI | MCSE (points) |",
+        "|---|---:|---|---:|",
+    ]
     for label, s in result["scenarios"].items():
-        p = s["p_success"]
-        lines.append(
-            f"| `{label}` — {s['title']} | {_pct(p['mean'])} | {_pct(p['hdi_90'][0])} – {_pct(p['hdi_90'][1])} |"
-        )
+        mean, hdi, error = _p(s["p_success"])
+        lines.append(f"| `{label}` — {s['title']} | {mean} | {hdi} | {error} |")
     for pair in result["pairs"]:
         a, b = pair["a"], pair["b"]
         lines += [
             "",
             f"## `{a}` vs `{b}`",
             "",
-            f"P({a} > {b}) = {pair['p_a_greater']:.2f} (draws paired independently, ties count one half).",
+            f"P({a} > {b}) = {_greater(pair)} (draws paired independently, ties count one half).",
             "",
             *_recommendation_lines(pair),
             f"### What explains the gap: each assumption of `{b}` swapped into `{a}` alone",
             "",
-            "| path | P(success) of A | with B's version | change | method (Pareto k) |",
-            "|---|---:|---:|---:|---|",
+            "| path | P(success) of A | with B's version | change | MCSE | method |",
+            "|---|---:|---:|---:|---:|---|",
         ]
         for r in pair["attribution"]:
-            k = "" if r["pareto_k"] is None else f" (k = {r['pareto_k']:.2f})"
             note = f" — {r['note']}" if r.get("note") else ""
+            a_p, b_p, change, error = _row(r)
             lines.append(
-                f"| `{r['path']}` | {_pct(r['p_success_a'])} | {_pct(r['p_success_swapped'])} | "
-                f"{_pct(r['delta'], True)} | {r['method']}{k}{note} |"
+                f"| `{r['path']}` | {a_p} | {b_p} | {change} | {error} | {_method(r)}{note} |"
             )
         lines += ["", "### Differences", "", f"| path | {a} | {b} |", "|---|---|---|"]
         for d in pair["differences"]:
@@ -77,20 +106,21 @@ def html(result: dict[str, Any], figures: dict[str, str]) -> str:
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>Comparison — forecast</title><style>{CSS}</style></head><body>",
-        "<h1>Comparison</h1><table><tr><th>scenario</th><th>P(success)</th><th>90% HDI</th></tr>",
+        "<h1>Comparison</h1><table><tr><th>scenario</th><th>P(success)</th><th>90% HDI</th>"
+        "<th>MCSE (points)</th></tr>",
     ]
     for label, s in result["scenarios"].items():
-        p = s["p_success"]
+        mean, hdi, error = _p(s["p_success"])
         parts.append(
-            f"<tr><td><code>{escape(label)}</code> — {escape(s['title'])}</td><td class='num'>{_pct(p['mean'])}</td>"
-            f"<td class='num'>{_pct(p['hdi_90'][0])} – {_pct(p['hdi_90'][1])}</td></tr>"
+            f"<tr><td><code>{escape(label)}</code> — {escape(s['title'])}</td><td class='num'>{mean}</td>"
+            f"<td class='num'>{hdi}</td><td class='num'>{error}</td></tr>"
         )
     parts += ["</table>", f"<img src='{figures['overlay']}' alt='P(success) of each scenario'>"]
     for i, pair in enumerate(result["pairs"]):
         a, b = escape(pair["a"]), escape(pair["b"])
         parts += [
             f"<h2>{a} vs {b}</h2>",
-            f"<p>P({a} &gt; {b}) = <b>{pair['p_a_greater']:.2f}</b> (draws paired independently, ties count one half).</p>",
+            f"<p>P({a} &gt; {b}) = <b>{_greater(pair)}</b> (draws paired independently, ties count one half).</p>",
             *[
                 f"<p>{escape(line).replace('**', '')}</p>"
                 for line in _recommendation_lines(pair)
@@ -102,14 +132,14 @@ def html(result: dict[str, Any], figures: dict[str, str]) -> str:
         if figures.get(f"tornado{i}"):
             parts.append(f"<img src='{figures[f'tornado{i}']}' alt='Attribution tornado'>")
         parts.append(
-            "<table><tr><th>path</th><th>A</th><th>with B's version</th><th>change</th><th>method</th></tr>"
+            "<table><tr><th>path</th><th>A</th><th>with B's version</th><th>change</th>"
+            "<th>MCSE (points)</th><th>method</th></tr>"
         )
         for r in pair["attribution"]:
-            k = "" if r["pareto_k"] is None else f" (k = {r['pareto_k']:.2f})"
+            cells = "".join(f"<td class='num'>{c}</td>" for c in _row(r))
             parts.append(
-                f"<tr><td><code>{escape(r['path'])}</code></td><td class='num'>{_pct(r['p_success_a'])}</td>"
-                f"<td class='num'>{_pct(r['p_success_swapped'])}</td><td class='num'>{_pct(r['delta'], True)}</td>"
-                f"<td>{escape(r['method'] + k)}{' — ' + escape(r['note']) if r.get('note') else ''}</td></tr>"
+                f"<tr><td><code>{escape(r['path'])}</code></td>{cells}"
+                f"<td>{escape(_method(r))}{' — ' + escape(r['note']) if r.get('note') else ''}</td></tr>"
             )
         parts += [
             "</table><h3>Differences</h3>",
