@@ -377,7 +377,7 @@ def summarise(ds, spec, beliefs: list[str]) -> dict[str, Any]:
     (of the mean per-draw regret) and ``evppi_se`` per belief (see
     :class:`EvppiEstimate`). EVPI and EVPPI are rounded to the digits their errors support.
     """
-    from forecast.report.tables import interval_stats
+    from forecast.summaries import interval_stats
 
     options = list(spec.decision.options)
     values = _flat(ds, "option_value")

@@ -6,6 +6,7 @@ import re
 import pytest
 from conftest import BUNDLED
 
+from forecast.mcse import decimals
 from forecast.scenario import assumptions, load
 
 SUMMARY_KEYS = {
@@ -19,7 +20,7 @@ SUMMARY_KEYS = {
     "diagnostics",
     "provenance",
 }
-INTERVAL_KEYS = {"mean", "median", "hdi_90"}
+INTERVAL_KEYS = {"mean", "mcse", "median", "hdi_90"}
 PROVENANCE_KEYS = {"scenario_sha256", "data_sha256", "overrides", "seed", "versions", "created"}
 
 
@@ -67,9 +68,19 @@ def test_report_contract(bundled_run, name):
     lo, hi = s["p_success"]["hdi_90"]
     assert 0 <= lo <= s["p_success"]["median"] <= hi <= 1
     for stage in s["stages"].values():
-        assert {"mean", "hdi_90"} <= set(stage)
+        assert {"mean", "mcse", "hdi_90"} <= set(stage)
     for row in s["assumptions"]:
         assert {"path", "prior", "posterior", "why"} <= set(row) and row["why"]
+        assert row["posterior"]["mcse"] is not None
+    # Monte Carlo error beside every mean, and no more digits than it supports
+    p = s["p_success"]
+    assert 0 < p["mcse"] < 0.005
+    assert p["mean"] == round(p["mean"], decimals(p["mcse"]))
+    if "decision" in s:
+        d = s["decision"]
+        assert d["evpi_mcse"] is not None and set(d["evppi_se"]) == set(d["evppi"])
+        for option in d["options"].values():
+            assert option["mcse"] is not None and option["p_best_mcse"] is not None
     assert {"r_hat_max", "ess_bulk_min", "divergences", "method"} <= set(s["diagnostics"])
     assert set(s["provenance"]) >= PROVENANCE_KEYS
 
@@ -94,6 +105,8 @@ def test_report_contract(bundled_run, name):
 
     html = (folder / "report.html").read_text()
     assert not re.search(r"""(src|href)=["']?https?://""", html), "report must be self-contained"
+    assert "MCSE" in html and "Monte Carlo error" in html
+    assert "MCSE" in (folder / "summary.md").read_text()
     assert html.count("data:image/png;base64,") >= 4
     for row in s["assumptions"]:
         assert row["path"] in html

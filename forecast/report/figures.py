@@ -11,7 +11,7 @@ import io
 import sys
 from typing import Any
 
-HDI_PROB = 0.9
+from forecast.summaries import HDI_PROB
 
 
 def _setup():

@@ -12,46 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from forecast.mcse import mcse_mean, num, pct, round_to, se, sig
-from forecast.scenario import SCHEMA_VERSION, assumptions
-
-HDI_PROB = 0.9
-
-
-def _r(x: float | None, digits: int = 4) -> float | None:
-    if x is None or not math.isfinite(x):
-        return None
-    return round(float(x), digits)
-
-
-def interval_stats(da) -> dict[str, Any]:
-    """Mean (with its MCSE), median and 90% HDI of draws with dims (chain, draw).
-
-    Each figure is rounded to the digits the mean's Monte Carlo error supports
-    (PRODUCT §2); the MCSE itself keeps two significant figures.
-    """
-    import arviz_stats as azs
-
-    values = np.asarray(da)
-    if values.size and np.ptp(values) == 0:  # a point mass: exact, no Monte Carlo error
-        return constant_stats(float(values.flat[0]))
-    error = mcse_mean(da)
-    hdi = azs.hdi(da, prob=HDI_PROB)
-
-    def r(x: float) -> float | None:
-        return round_to(float(x), error)
-
-    return {
-        "mean": r(da.mean()),
-        "mcse": sig(error),
-        "median": r(da.median()),
-        "hdi_90": [r(hdi.sel(ci_bound="lower")), r(hdi.sel(ci_bound="upper"))],
-    }
-
-
-def constant_stats(value: float) -> dict[str, Any]:
-    v = _r(value)
-    return {"mean": v, "mcse": 0.0, "median": v, "hdi_90": [v, v]}
+from forecast.mcse import num, pct, se
+from forecast.scenario import MAX_EXACT_FACTORS, SCHEMA_VERSION, assumptions
+from forecast.summaries import constant_stats, interval_stats
 
 
 def versions() -> dict[str, str]:
@@ -145,9 +108,10 @@ def build_summary(prep, fit) -> dict[str, Any]:
         "diagnostics": {k: v for k, v in fit.diagnostics.items()},
         **({"decision": decision} if decision is not None else {}),
         "checks": _checks(fit, rows),
-        "case_states": "exact" if len(spec.factors) <= 12 else "monte carlo",
+        "case_states": "exact" if len(spec.factors) <= MAX_EXACT_FACTORS else "monte carlo",
         "reference": reference,
         "warnings": [w.message if not w.field else f"{w.field}: {w.message}" for w in prep.warnings]
+        + model_notes(spec)
         + fit.notes,
         "provenance": {
             "scenario": str(prep.loaded.path),
@@ -166,6 +130,26 @@ def build_summary(prep, fit) -> dict[str, Any]:
         },
     }
     return summary
+
+
+def model_notes(spec) -> list[str]:
+    """What the model does that a reader of the numbers should know (PRODUCT §2)."""
+    from forecast.model import MONTE_CARLO_STATES
+
+    notes = []
+    if len(spec.factors) > MAX_EXACT_FACTORS:
+        notes.append(
+            f"{len(spec.factors)} factors are too many to enumerate: the case is averaged over "
+            f"{MONTE_CARLO_STATES:,} Monte Carlo factor states drawn afresh for every draw"
+        )
+    ref = spec.reference
+    unpooled = [s for s, st in spec.stages.items() if st.column is None]
+    if ref is not None and ref.group and unpooled:
+        notes.append(
+            f"stage(s) {', '.join(unpooled)} have no reference column, so no group spread: "
+            "nothing observes them, and the case's group does not shift them"
+        )
+    return notes
 
 
 def _checks(fit, rows: list[dict]) -> dict[str, Any] | None:

@@ -1,0 +1,52 @@
+"""Summaries of draws: mean with its Monte Carlo error, median and 90% HDI (ArviZ).
+
+The statistics layer below the report: the decision summary and the report's tables
+both read their interval figures from here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from forecast.mcse import mcse_mean, round_to, sig
+
+HDI_PROB = 0.9
+
+
+def _r(x: float | None, digits: int = 4) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), digits)
+
+
+def interval_stats(da) -> dict[str, Any]:
+    """Mean (with its MCSE), median and 90% HDI of draws with dims (chain, draw).
+
+    Each figure is rounded to the digits the mean's Monte Carlo error supports
+    (PRODUCT §2); the MCSE itself keeps two significant figures.
+    """
+    import arviz_stats as azs
+
+    values = np.asarray(da)
+    if values.size and np.ptp(values) == 0:  # a point mass: exact, no Monte Carlo error
+        return constant_stats(float(values.flat[0]))
+    error = mcse_mean(da)
+    hdi = azs.hdi(da, prob=HDI_PROB)
+
+    def r(x: float) -> float | None:
+        return round_to(float(x), error)
+
+    return {
+        "mean": r(da.mean()),
+        "mcse": sig(error),
+        "median": r(da.median()),
+        "hdi_90": [r(hdi.sel(ci_bound="lower")), r(hdi.sel(ci_bound="upper"))],
+    }
+
+
+def constant_stats(value: float) -> dict[str, Any]:
+    v = _r(value)
+    return {"mean": v, "mcse": 0.0, "median": v, "hdi_90": [v, v]}
