@@ -511,13 +511,13 @@ def hindsight(spec, dates: list[dt.date]) -> str:
             f"Hindsight: the priors were written on {written.isoformat()}, after every one of the "
             f"{n} backtested rounds had begun (the last on {max(dates).isoformat()}). The author "
             "could know how these rounds went, so the scores show whether the priors agree with "
-            "that history, not that they would have foreseen it; they flatter the priors."
+            "that history, not that they would have foreseen it, and may flatter the priors."
         )
     if before:
         return (
             f"Partly hindsight: {len(before)} of the {n} backtested rounds began before the priors "
             f"were written ({written.isoformat()}); for those the author could know how they went, "
-            f"which flatters the priors. The other {n - len(before)} are true forecasts."
+            f"which may flatter the priors. The other {n - len(before)} are true forecasts."
         )
     return (
         f"No hindsight: every backtested round began after the priors were written "
