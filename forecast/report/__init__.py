@@ -23,8 +23,8 @@ def _panels(names: list[str]) -> tuple[list[str], str | None]:
     return names[:MAX_PANELS], f"first {MAX_PANELS} of {len(names)}; the table lists all"
 
 
-def make_figures(prep, fit) -> dict[str, str]:
-    """All figures of the run report, as data URIs."""
+def make_figures(prep, fit, summary: dict[str, Any]) -> dict[str, str]:
+    """All figures of the run report, as data URIs (the summary's numbers, not recomputed)."""
     from forecast.report import figures
 
     tree, group = fit.tree, fit.draws_group
@@ -62,7 +62,7 @@ def make_figures(prep, fit) -> dict[str, str]:
             dim="option",
             xlabel=f"value of the option ({spec.decision.value_scale})",
         )
-        decision = summary_decision(prep, tree[group])
+        decision = summary["decision"]
         rows = [{"path": p, "evppi": v} for p, v in decision["evppi"].items() if v > 0][:12]
         if rows:
             out["evppi"] = figures.tornado(
@@ -118,7 +118,7 @@ def write_report(prep, fit, folder: Path) -> dict[str, Any]:
     from forecast.report.html import render
 
     summary = finite_or_none(build_summary(prep, fit))
-    figs = make_figures(prep, fit)
+    figs = make_figures(prep, fit, summary)
     tree = fit.tree
     tree.attrs.update(
         {
