@@ -389,22 +389,39 @@ def backtest(
         return
     from rich.table import Table
 
+    from forecast.mcse import num, se
+
     console = _console(stderr=False)
-    t = Table(
-        title=f"forecast backtest: {result['id']}, {len(result['rounds'])} rounds",
-        title_justify="left",
-    )
-    for col in ("forecaster", "Brier (lower is better)", "log score (higher is better)"):
-        t.add_column(col, justify="left" if col == "forecaster" else "right")
-    t.add_row(
-        "scenario (priors + earlier rounds)", f"{result['brier']:.3f}", f"{result['log_score']:.3f}"
-    )
-    for name, sc in result["baselines"].items():
-        t.add_row(name.replace("_", " "), f"{sc['brier']:.3f}", f"{sc['log_score']:.3f}")
-    console.print(t)
+    console.print(f"[yellow]{_escape(result['hindsight'])}[/]")
+    targets = {
+        **{f"stage {k}": v for k, v in result["stages"].items()},
+        "whole pathway": result["pathway"],
+    }
+    for name, target in targets.items():
+        t = Table(
+            title=f"forecast backtest: {result['id']}, {name}, {target['n']} rounds",
+            title_justify="left",
+        )
+        for col in ("forecaster", "Brier (lower is better)", "log score (higher is better)"):
+            t.add_column(col, justify="left" if col == "forecaster" else "right")
+        t.add_row(
+            "scenario (priors + earlier rounds)",
+            num(target["brier"], target["brier_mcse"], 3),
+            num(target["log_score"], target["log_score_mcse"], 3),
+        )
+        for base, sc in target["baselines"].items():
+            d = target["differences"][base]
+            t.add_row(
+                f"{base.replace('_', ' ')} (scenario − it ± SE over rounds)",
+                f"{num(sc['brier'], sc['brier_mcse'], 3)} ({d['brier']:+.3f} ± {se(d['brier_se'])})",
+                f"{num(sc['log_score'], sc['log_score_mcse'], 3)} "
+                f"({d['log_score']:+.3f} ± {se(d['log_score_se'])})",
+            )
+        console.print(t)
     if result["unreliable_rounds"]:
         console.print(
-            f"[yellow]Pareto k > 0.7 for {len(result['unreliable_rounds'])} round(s); see the report[/]"
+            f"[yellow]{len(result['unreliable_rounds'])} round(s) rest on importance weights that "
+            "fail the trust rule (Pareto k or ESS) and could not be refitted; see the report[/]"
         )
     console.print(f"report: {folder / 'report.html'}")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from forecast.mcse import mcse_mean, relative_efficiency, round_to
+from forecast.mcse import mcse_mean, relative_efficiency, round_to, sig
 
 #: The P-spline: cubic B-splines on this many equal segments of the belief's rank.
 SPLINE_SEGMENTS = 20
@@ -104,11 +104,6 @@ def _flat(ds, name: str) -> np.ndarray:
     return da.transpose("chain", "draw", *other).values.reshape(
         da.sizes["chain"] * da.sizes["draw"], -1
     )
-
-
-def _sig2(x: float) -> float:
-    """An error to two significant figures, which is all an error's digits are worth."""
-    return float(f"{x:.2g}") if math.isfinite(x) else x
 
 
 def p_best(values: np.ndarray) -> np.ndarray:
@@ -392,10 +387,10 @@ def summarise(ds, spec, beliefs: list[str]) -> dict[str, Any]:
         per_option[name] = {
             "label": spec.decision.options[name].label,
             "mean": st["mean"],
-            "mcse": _sig2(mcse_mean(da) if float(da.max() - da.min()) > 0 else 0.0),
+            "mcse": sig(mcse_mean(da) if float(da.max() - da.min()) > 0 else 0.0),
             "hdi_90": st["hdi_90"],
             "p_best": round(float(pb[i]), 4),
-            "p_best_mcse": _sig2(_indicator_mcse(best == i, shape)),
+            "p_best_mcse": sig(_indicator_mcse(best == i, shape)),
         }
     loss = regret(values)
     evpi_mcse = mcse_mean(loss.reshape(shape)) if np.ptp(loss) > 0 else 0.0
@@ -427,9 +422,9 @@ def summarise(ds, spec, beliefs: list[str]) -> dict[str, Any]:
         "recommended": options[int(values.mean(axis=0).argmax())],
         "options": per_option,
         "evpi": round_to(evpi(values), evpi_mcse),
-        "evpi_mcse": _sig2(evpi_mcse),
+        "evpi_mcse": sig(evpi_mcse),
         "evppi": {p: evppi_by[p] for p in order},
-        "evppi_se": {p: _sig2(estimates[p].se) for p in order},
+        "evppi_se": {p: sig(estimates[p].se) for p in order},
         "flips": flips,
         "evppi_estimator": EVPPI_ESTIMATOR,
     }
