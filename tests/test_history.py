@@ -72,8 +72,8 @@ def test_pooling_separates_groups_and_shrinks_small_ones(write_scenario, tmp_pat
                     + np.exp(
                         -(
                             logit
-                            + post["group_scale"].sel(stage="agreement")
-                            * post["group_offset"].sel(stage="agreement", group=g)
+                            + post["group_scale"].sel(pooled_stage="agreement")
+                            * post["group_offset"].sel(pooled_stage="agreement", group=g)
                         )
                     )
                 )
