@@ -417,7 +417,7 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
         r.pareto_k,
         recommended=best(values),
         mcse=mcse_mean(post["p_success"]),
-        note=f"refitted: Pareto k {r.pareto_k:.2f}, ESS {r.ess:.0f} of the best reweighting",
+        note=f"best reweighting: k = {r.pareto_k:.2f}, ESS {r.ess:.0f}",
     )
 
 
@@ -780,7 +780,7 @@ def _method_label(v: Variant) -> str:
     if v.method == "reweighted":
         return f"reweighted ({v.proposal} draws; k = {v.pareto_k:.2f}, ESS {v.ess:.0f})"
     if v.method == "refit":
-        return f"refit (reweighting k = {v.pareto_k:.2f})"
+        return f"refit ({v.note})"
     return v.method
 
 

@@ -233,8 +233,8 @@ def _method(r: dict) -> str:
     """A what-if's method with what its trust rests on: Pareto k and ESS when reweighted."""
     if r.get("method") == "reweighted":
         return f"reweighted (k={r['pareto_k']:.2f}, ESS {r['ess']:.0f})"
-    if r.get("method") == "refit" and r.get("pareto_k") is not None:
-        return f"refit (k={r['pareto_k']:.2f})"
+    if r.get("method") == "refit" and r.get("note"):
+        return f"refit ({r['note']})"
     return r.get("method") or "—"
 
 

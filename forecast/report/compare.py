@@ -35,8 +35,8 @@ def _row(r: dict[str, Any]) -> tuple[str, str, str, str]:
 def _method(r: dict[str, Any]) -> str:
     if r["method"] == "reweighted":
         return f"reweighted (k = {r['pareto_k']:.2f}, ESS {r['ess']:.0f})"
-    if r["pareto_k"] is not None:
-        return f"{r['method']} (k = {r['pareto_k']:.2f})"
+    if r["method"] == "refit" and r.get("note"):
+        return f"refit ({r['note']})"
     return r["method"]
 
 
@@ -90,7 +90,7 @@ def markdown(result: dict[str, Any]) -> str:
             "|---|---:|---:|---:|---:|---|",
         ]
         for r in pair["attribution"]:
-            note = f" — {r['note']}" if r.get("note") else ""
+            note = f" — {r['note']}" if r.get("note") and r["method"] != "refit" else ""
             a_p, b_p, change, error = _row(r)
             lines.append(
                 f"| `{r['path']}` | {a_p} | {b_p} | {change} | {error} | {_method(r)}{note} |"
@@ -139,7 +139,7 @@ def html(result: dict[str, Any], figures: dict[str, str]) -> str:
             cells = "".join(f"<td class='num'>{c}</td>" for c in _row(r))
             parts.append(
                 f"<tr><td><code>{escape(r['path'])}</code></td>{cells}"
-                f"<td>{escape(_method(r))}{' — ' + escape(r['note']) if r.get('note') else ''}</td></tr>"
+                f"<td>{escape(_method(r))}{' — ' + escape(r['note']) if r.get('note') and r['method'] != 'refit' else ''}</td></tr>"
             )
         parts += [
             "</table><h3>Differences</h3>",

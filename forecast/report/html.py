@@ -93,9 +93,13 @@ def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
         f"worth — and the best option when the belief sits in its lowest or highest tenth. Estimator: "
         f"{escape(d['evppi_estimator'])}.</p>",
         _fig(figures.get("evppi"), "Which beliefs are worth knowing better (EVPPI)"),
-        "<table><tr><th>belief</th><th>EVPPI</th><th>SE</th><th>best if low</th><th>best if high</th><th>why</th></tr>",
     ]
     shown = {p: v for p, v in d["evppi"].items() if v > 0 or d["flips"][p]["flips"]}
+    if shown:
+        parts.append(
+            "<table><tr><th>belief</th><th>EVPPI</th><th>SE</th><th>best if low</th>"
+            "<th>best if high</th><th>why</th></tr>"
+        )
     for path, value in shown.items():
         f = d["flips"][path]
         flag = " <b>(flips)</b>" if f["flips"] else ""
@@ -107,10 +111,12 @@ def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
             f"<td class='num'>{num(d.get('evppi_se', {}).get(path), None, 3)}</td>"
             f"<td>{escape(f['best_when_low'])}</td><td>{escape(f['best_when_high'])}</td><td>{quote}</td></tr>"
         )
-    parts.append("</table>")
+    if shown:
+        parts.append("</table>")
     hidden = len(d["evppi"]) - len(shown)
     if hidden:
-        parts.append(f"<p class='meta'>{hidden} other beliefs have EVPPI 0 and flip nothing.</p>")
+        other = " other" if shown else ""
+        parts.append(f"<p class='meta'>{hidden}{other} beliefs have EVPPI 0 and flip nothing.</p>")
     return "\n".join(parts)
 
 
