@@ -4,7 +4,6 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from forecast import api
 
@@ -115,53 +114,6 @@ sampling: {{draws: 500, chains: 2, seed: 5}}
         good["rounds"][0]["rounds_known"] == 0
     )  # the first round is forecast from the prior alone
     assert good["rounds"][0]["p"] == pytest.approx(good["rounds"][0]["p_priors_only"], abs=1e-9)
-
-
-@pytest.mark.slow
-def test_simulation_based_calibration(tmp_path):
-    """Data simulated from the priors give ranks of the truth that are uniform (Talts et al.)."""
-    from forecast.fit import run_fit
-    from forecast.model import build_model
-
-    sims, draws_kept = 30, 99
-    rng = np.random.default_rng(2024)
-    ranks = {"stages.agreement.base_rate.belief": [], "stages.agreement.effects.f.odds_ratio": []}
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(
-        "schema: 1\nid: sbc\ntitle: SBC\nsource: {outlet: T, date: 2020-01-01}\n"
-        "question: {text: q, success: s, resolves: 2021-01-01}\n"
-        "factors:\n  f: {holds: 0.5, column: f}\n"
-        "stages:\n  agreement:\n    base_rate: {belief: {beta: [2, 3]}}\n"
-        "    effects: {f: {odds_ratio: {lognormal: [0, 0.7]}}}\n    column: agreement\n"
-        "reference: {data: rounds.csv}\nsampling: {draws: 500, chains: 2, seed: 1}\n"
-    )
-    for i in range(sims):
-        base = rng.beta(2, 3)
-        ratio = rng.lognormal(0, 0.7)
-        f = rng.integers(0, 2, 12)
-        logit = np.log(base / (1 - base)) + np.log(ratio) * f
-        y = rng.random(12) < 1 / (1 + np.exp(-logit))
-        (tmp_path / "rounds.csv").write_text(
-            "round_id,start_date,agreement,f\n"
-            + "\n".join(f"r{j},2010-01-{j + 1:02d},{int(y[j])},{f[j]}" for j in range(12))
-        )
-        prep = api.prepare(scenario)
-        model = build_model(prep.loaded.spec, prep.priors, prep.data, 1)
-        fit = run_fit(model, has_data=True, draws=500, chains=2, seed=i)
-        post = fit.tree["posterior"]
-        for name, truth in (
-            ("stages.agreement.base_rate.belief", base),
-            ("stages.agreement.effects.f.odds_ratio", ratio),
-        ):
-            sample = post[name].values.ravel()
-            thinned = sample[:: len(sample) // draws_kept][
-                :draws_kept
-            ]  # thin against autocorrelation
-            ranks[name].append(int((thinned < truth).sum()))
-    for name, r in ranks.items():
-        # 30 ranks in 3 bins: expected 10 per bin, enough for a chi-square test at the 1% level
-        counts = np.histogram(r, bins=3, range=(0, draws_kept + 1))[0]
-        assert stats.chisquare(counts).pvalue > 0.01, (name, counts)
 
 
 # Eight rounds, two stages; implementation is known a year after a round. Hand counts:
