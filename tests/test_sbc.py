@@ -141,10 +141,15 @@ def test_sbc_passes_the_model_and_fails_a_planted_bug(sbc):
     assert all(d["r_hat_max"] < 1.05 for d in good.diagnostics), good.diagnostics
 
     # --- the planted bug, on the same data sets: posteriors narrower than the correct
-    # ones (paired, so no data noise: the ratio of SDs is ~1/sqrt(4) where data dominate) ...
+    # ones (paired, so no data noise). The SD ratio is ~1/sqrt(4) only where the data
+    # dominate the posterior; with three groups the base rates and the pooling are held
+    # wide by the group spread, which the bug does not narrow (measured ratios 0.56–1.04
+    # per belief, means 0.83 and 0.85 over two CI runs). A correct likelihood gives ratios
+    # around 1 (the same data, the same fit seeds), so a mean below 0.9 over the beliefs
+    # the data bear on is the bug, not noise (the mean of ~40 paired ratios has sd ~0.02).
     paired = bad.contraction / good.contraction[:N_BUG]
     strong = learned & (good.contraction.mean(axis=0) < 0.8)
-    assert paired[:, strong].mean() < 0.75, dict(
+    assert paired[:, strong].mean() < 0.9, dict(
         zip(labels[strong], paired.mean(axis=0)[strong], strict=True)
     )
     # ... and truths in their tails: the dispersion test rejects at the same family-wise 1%

@@ -495,15 +495,16 @@ def run_sbc(
     executor: cf.Executor | None = None,
     folder: Path | None = None,
     done: list[Simulation] = (),
+    indices: list[int] | None = None,
 ) -> SBCResult:
     """Run ``settings.sims`` simulations, in this process or on ``executor``.
 
     Each fit compiles its own JAX program (the data are constants of it), which is
     single-threaded work: two worker processes on two cores (:func:`worker_pool`) overlap
     one's compilation with the other's sampling. Simulations in ``done`` (from a
-    checkpoint) are not run again.
+    checkpoint) are not run again; ``indices`` runs only those simulations.
     """
-    return run_many([settings], progress, executor, folder, [list(done)])[0]
+    return run_many([settings], progress, executor, folder, [list(done)], indices)[0]
 
 
 def run_many(
@@ -512,13 +513,16 @@ def run_many(
     executor: cf.Executor | None = None,
     folder: Path | None = None,
     done: list[list[Simulation]] | None = None,
+    indices: list[int] | None = None,
 ) -> list[SBCResult]:
     """Several SBC runs whose simulations share one executor (no idle worker between runs)."""
     sims: list[list[Simulation]] = [list(d) for d in done] if done else [[] for _ in runs]
     todo = [
         (k, i)
         for k, st in enumerate(runs)
-        for i in sorted(set(range(st.sims)) - {x.index for x in sims[k]})
+        for i in sorted(
+            set(range(st.sims) if indices is None else indices) - {x.index for x in sims[k]}
+        )
     ]
     with contextlib.ExitStack() as stack:
         if folder is None:
@@ -558,8 +562,9 @@ def _collect(settings: Settings, sims: list[Simulation]) -> SBCResult:
 #: Simulations a worker runs before it is replaced. Every fit leaves ~45 MB of JAX's
 #: compiled programs behind in its process (measured); 180 fits per worker ran a shared
 #: machine out of memory. ``jax.clear_caches()`` stops that too, but costs each fit ~5 s
-#: of recompiling JAX's own helpers; a new worker costs ~10 s once per 40 fits, and peaks
-#: at ~2.5 GB.
+#: of recompiling JAX's own helpers; a fresh pool costs ~10 s per 40 fits per worker and
+#: keeps each worker under ~2.5 GB. (Not ``max_tasks_per_child``: on Python 3.12 a pool
+#: whose workers retire that way stops handing out work and hangs.)
 TASKS_PER_WORKER = 40
 
 
@@ -569,11 +574,35 @@ def worker_pool(jobs: int) -> cf.ProcessPoolExecutor:
 
     os.environ.setdefault("JAX_ENABLE_COMPILATION_CACHE", "false")  # see quiet_jax_cache
     return cf.ProcessPoolExecutor(
-        jobs,
-        mp_context=mp.get_context("spawn"),
-        initializer=fast_pytensor,
-        max_tasks_per_child=TASKS_PER_WORKER,
+        jobs, mp_context=mp.get_context("spawn"), initializer=fast_pytensor
     )
+
+
+def run_in_pools(
+    settings: Settings,
+    jobs: int,
+    progress: Callable[[Simulation], None] | None = None,
+    done: list[Simulation] = (),
+) -> SBCResult:
+    """:func:`run_sbc` on ``jobs`` workers, a fresh pool every ``TASKS_PER_WORKER`` fits each."""
+    finished = list(done)
+    while True:
+        todo = sorted(set(range(settings.sims)) - {x.index for x in finished})
+        if not todo:
+            return _collect(settings, finished)
+        chunk = todo[: TASKS_PER_WORKER * jobs]
+        with worker_pool(jobs) as pool:
+            try:
+                part = run_sbc(settings, progress, pool, indices=chunk)
+            except BaseException:  # ^C or out of time: drop the queue, let running fits end
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        finished += [
+            Simulation(i, part.labels, part.learned, list(r), list(c), d, t)
+            for i, r, c, d, t in zip(
+                chunk, part.ranks, part.contraction, part.diagnostics, part.seconds, strict=True
+            )
+        ]
 
 
 # ---------------------------------------------------------------- uniformity and the table
@@ -871,7 +900,6 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter()
 
     finished: list[Simulation] = list(resumed)
-    pool = None
 
     def progress(sim: Simulation) -> None:
         line = {"settings": settings.__dict__, "session": started, **sim.__dict__}
@@ -888,14 +916,13 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if args.budget is not None and time.perf_counter() - wall > args.budget:
-            if pool is not None:  # drop the queued simulations; the running ones finish
-                pool.shutdown(wait=False, cancel_futures=True)
-            raise _OutOfTime
+            raise _OutOfTime  # the queued simulations are dropped, the running ones finish
 
     try:
-        with contextlib.ExitStack() as stack:
-            pool = stack.enter_context(worker_pool(args.jobs)) if args.jobs > 1 else None
-            result = run_sbc(settings, progress, pool, done=resumed)
+        if args.jobs > 1:
+            result = run_in_pools(settings, args.jobs, progress, done=resumed)
+        else:
+            result = run_sbc(settings, progress, done=resumed)
     except _OutOfTime:
         print(f"time budget of {args.budget:.0f} s reached after {len(finished)} simulations")
         settings = dataclasses.replace(settings, sims=len(finished))
