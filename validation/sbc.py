@@ -124,6 +124,7 @@ class SBCResult:
     started: str = ""
     wall_seconds: float = 0.0
     jobs: int = 1
+    sessions: int = 1  # more than one when resumed from a checkpoint
 
     def pit(self, seed: int = 0) -> np.ndarray:
         """Ranks as uniform(0, 1) values: (rank + U) / (n_kept + 1), exact under the null."""
@@ -144,6 +145,7 @@ class SBCResult:
             d["started"],
             d["wall_seconds"],
             d["jobs"],
+            d.get("sessions", 1),
         )
 
     def to_json(self) -> dict:
@@ -159,6 +161,7 @@ class SBCResult:
             "started": self.started,
             "wall_seconds": round(self.wall_seconds, 1),
             "jobs": self.jobs,
+            "sessions": self.sessions,
         }
 
 
@@ -754,10 +757,16 @@ def summary(result: SBCResult, prob: float = 0.95) -> str:
             f"({rounds.min()}–{rounds.max()} rounds with an outcome after blanks), seed {s.seed}."
             + weight,
             "",
-            f"Time: {result.wall_seconds / 60:.1f} min wall with {result.jobs} worker "
-            f"process(es) on a shared 2-core machine; one simulation (simulate, build, "
-            f"NUTS incl. JAX compilation, exact draws of the rest) took {np.median(secs):.1f} s "
-            f"median ({np.percentile(secs, 10):.1f}–{np.percentile(secs, 90):.1f} s, 10–90%).",
+            f"Time: {result.wall_seconds / 60:.1f} min wall"
+            + (
+                f", summed over {result.sessions} sessions (interrupted and resumed)"
+                if result.sessions > 1
+                else ""
+            )
+            + f", {result.jobs} worker process(es) on a shared 2-core machine; a simulation "
+            f"(simulate, build, NUTS incl. JAX compilation, exact draws of the rest) took "
+            f"{np.median(secs):.1f} s median in its worker ({np.percentile(secs, 10):.1f}–"
+            f"{np.percentile(secs, 90):.1f} s, 10–90%).",
             f"Sampler: divergences in {div} of {len(d)} fits; min bulk ESS per fit "
             f"median {np.median(ess):.0f} (lowest {ess.min():.0f}) for {s.chains * s.draws} "
             f"draws; max R-hat median {np.median(rhat):.3f} (highest {rhat.max():.3f}).",
@@ -818,10 +827,11 @@ def write_doc(result: SBCResult, key: str, prob: float = 0.95, doc: Path = DOC) 
     doc.write_text(text)
 
 
-def load_checkpoint(path: Path, settings: Settings) -> tuple[list[Simulation], float]:
-    """Simulations a checkpoint holds for these settings, and the wall time they took."""
+def load_checkpoint(path: Path, settings: Settings) -> tuple[list[Simulation], float, int]:
+    """Simulations a checkpoint holds for these settings, the wall time and the number of
+    sessions they took."""
     if not path.exists():
-        return [], 0.0
+        return [], 0.0, 0
     sims: dict[int, Simulation] = {}
     sessions: dict[str, float] = {}
     for text in path.read_text().splitlines():
@@ -832,7 +842,7 @@ def load_checkpoint(path: Path, settings: Settings) -> tuple[list[Simulation], f
         sessions[session] = max(sessions.get(session, 0.0), elapsed)
         sims[line["index"]] = Simulation(**line)
     sims = {i: x for i, x in sims.items() if i < settings.sims}
-    return sorted(sims.values(), key=lambda x: x.index), sum(sessions.values())
+    return sorted(sims.values(), key=lambda x: x.index), sum(sessions.values()), len(sessions)
 
 
 class _OutOfTime(Exception):
@@ -893,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
     tag = "planted-bug" if args.planted_bug else "main"
     checkpoint = args.checkpoint or ROOT / "validation" / "results" / f".sbc-{tag}.jsonl"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    resumed, earlier = load_checkpoint(checkpoint, settings)
+    resumed, earlier, sessions = load_checkpoint(checkpoint, settings)
     if resumed:
         print(f"resuming: {len(resumed)} simulations from {checkpoint}", flush=True)
     done = [x.index for x in resumed]
@@ -929,6 +939,7 @@ def main(argv: list[str] | None = None) -> int:
         result = _collect(settings, finished)
     result.wall_seconds = time.perf_counter() - wall + earlier
     result.jobs = args.jobs
+    result.sessions = sessions + 1
     result.started = started
     print()
     print(summary(result))
