@@ -229,19 +229,11 @@ def compare(
     _compare_table(result, folder)
 
 
-def _method(r: dict) -> str:
-    """A what-if's method with what its trust rests on: Pareto k and ESS when reweighted."""
-    if r.get("method") == "reweighted":
-        return f"reweighted (k={r['pareto_k']:.2f}, ESS {r['ess']:.0f})"
-    if r.get("method") == "refit" and r.get("note"):
-        return f"refit ({r['note']})"
-    return r.get("method") or "—"
-
-
 def _compare_table(result, folder) -> None:
     from rich.table import Table
 
     from forecast.mcse import num, pct, se
+    from forecast.report.compare import method_label
     from forecast.report.tables import pct_row
 
     console = _console(stderr=False)
@@ -282,7 +274,7 @@ def _compare_table(result, folder) -> None:
                 if r["delta"] is None
                 else "+" * (r["delta"] > 0) + pct(r["delta"], r["delta_mcse"])
             )
-            a.add_row(r["path"], delta, se(r["delta_mcse"], 100), _method(r))
+            a.add_row(r["path"], delta, se(r["delta_mcse"], 100), method_label(r))
         if len(pair["attribution"]) > 10:
             a.add_row(f"... {len(pair['attribution']) - 10} more in compare.md", "", "")
         console.print(a)

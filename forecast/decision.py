@@ -311,7 +311,7 @@ def evppi_estimate(
     # The error of averaging over the draws of the belief, the curves held fixed: the
     # per-draw gain of knowing the belief, whose mean is the EVPPI.
     gain = np.maximum(fitted.max(axis=1), 0.0)
-    mcse = mcse_mean(gain.reshape(shape)) if np.ptp(gain) > 0 else 0.0
+    mcse = mcse_mean(gain.reshape(shape))
 
     # An option beats the reference at an end only by a thousandth of the advantage's
     # spread over the draws: at a tie, a fit smoothed (almost) to a constant would
@@ -362,7 +362,7 @@ def best_at_ends(values: np.ndarray, belief: np.ndarray, options: list[str]) -> 
 
 def _indicator_mcse(hit: np.ndarray, shape: tuple[int, int]) -> float:
     hit = hit.astype(float)
-    return mcse_mean(hit.reshape(shape)) if np.ptp(hit) > 0 else 0.0
+    return mcse_mean(hit.reshape(shape))
 
 
 def summarise(ds, spec, beliefs: list[str]) -> dict[str, Any]:
@@ -387,13 +387,13 @@ def summarise(ds, spec, beliefs: list[str]) -> dict[str, Any]:
         per_option[name] = {
             "label": spec.decision.options[name].label,
             "mean": st["mean"],
-            "mcse": sig(mcse_mean(da) if float(da.max() - da.min()) > 0 else 0.0),
+            "mcse": st["mcse"],
             "hdi_90": st["hdi_90"],
             "p_best": round(float(pb[i]), 4),
             "p_best_mcse": sig(_indicator_mcse(best == i, shape)),
         }
     loss = regret(values)
-    evpi_mcse = mcse_mean(loss.reshape(shape)) if np.ptp(loss) > 0 else 0.0
+    evpi_mcse = mcse_mean(loss.reshape(shape))
     candidates = [b for b in ["p_success", *beliefs] if b in ds.data_vars]
     # one stream per belief, seeded by the scenario's seed and the belief's path: the
     # same SE on every run, whichever other beliefs are summarised alongside

@@ -290,17 +290,6 @@ def psis_weights(log_ratio: np.ndarray) -> tuple[np.ndarray, float]:
     return w / w.sum(), (float(k) if np.isfinite(k) else np.inf)
 
 
-def prior_importance(model, n: int, seed: int) -> Reweighted:
-    """Posterior means of P(success) (and option values) by Pareto-smoothed importance
-    sampling of prior draws.
-
-    With no observed data the weights are uniform and the answer is exact forward
-    sampling. Otherwise draws from the prior are weighted by their likelihood; the
-    Pareto k of the weights says whether that can be trusted (k ≤ 0.7).
-    """
-    return importance(model, n, seed)
-
-
 class _quiet_pymc:
     """Silence PyMC's "Sampling: [...]" chatter; the CLI shows its own progress."""
 

@@ -16,9 +16,11 @@ import numpy as np
 
 
 def mcse_mean(da) -> float:
-    """ArviZ MCSE of the mean of draws with dims (chain, draw)."""
+    """ArviZ MCSE of the mean of draws with dims (chain, draw); 0 for a constant (exact)."""
     import arviz_stats as azs
 
+    if np.ptp(np.asarray(da)) == 0:  # ArviZ gives NaN where there is no spread
+        return 0.0
     return float(azs.mcse(da, method="mean"))
 
 

@@ -144,12 +144,12 @@ def test_reweighted_agrees_with_refit_on_a_bundled_scenario(tmp_path):
     """PSIS-reweighted prior draws against NUTS for the Diplomat view with a changed belief."""
     import arviz_stats as azs
 
-    from forecast.fit import prior_importance, run_fit
+    from forecast.fit import importance, run_fit
     from forecast.model import build_model
 
     prep = api.prepare(BUNDLED[1], ["stages.agreement.base_rate.belief=likely"])
     model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
-    reweighted = prior_importance(model, api.VARIANT_DRAWS, prep.settings.seed)
+    reweighted = importance(model, api.VARIANT_DRAWS, prep.settings.seed)
     assert reweighted.reliable
     fitted = run_fit(model, has_data=True, draws=1000, chains=4, seed=5)
     draws = fitted.tree["posterior"]["p_success"]

@@ -32,7 +32,8 @@ def _row(r: dict[str, Any]) -> tuple[str, str, str, str]:
     )
 
 
-def _method(r: dict[str, Any]) -> str:
+def method_label(r: dict[str, Any]) -> str:
+    """A what-if row's method with what its trust rests on: k and ESS, or why it was refitted."""
     if r["method"] == "reweighted":
         return f"reweighted (k = {r['pareto_k']:.2f}, ESS {r['ess']:.0f})"
     if r["method"] == "refit" and r.get("note"):
@@ -93,7 +94,7 @@ def markdown(result: dict[str, Any]) -> str:
             note = f" — {r['note']}" if r.get("note") and r["method"] != "refit" else ""
             a_p, b_p, change, error = _row(r)
             lines.append(
-                f"| `{r['path']}` | {a_p} | {b_p} | {change} | {error} | {_method(r)}{note} |"
+                f"| `{r['path']}` | {a_p} | {b_p} | {change} | {error} | {method_label(r)}{note} |"
             )
         lines += ["", "### Differences", "", f"| path | {a} | {b} |", "|---|---|---|"]
         for d in pair["differences"]:
@@ -139,7 +140,7 @@ def html(result: dict[str, Any], figures: dict[str, str]) -> str:
             cells = "".join(f"<td class='num'>{c}</td>" for c in _row(r))
             parts.append(
                 f"<tr><td><code>{escape(r['path'])}</code></td>{cells}"
-                f"<td>{escape(_method(r))}{' — ' + escape(r['note']) if r.get('note') and r['method'] != 'refit' else ''}</td></tr>"
+                f"<td>{escape(method_label(r))}{' — ' + escape(r['note']) if r.get('note') and r['method'] != 'refit' else ''}</td></tr>"
             )
         parts += [
             "</table><h3>Differences</h3>",
