@@ -40,6 +40,7 @@ class Prepared:
     data: Any  # ReferenceData | None
     priors: dict[str, Prior]
     settings: Settings
+    quotes: dict[str, Any] = field(default_factory=dict)  # section → quotes.Found
 
     @property
     def id(self) -> str:
@@ -81,12 +82,52 @@ def check(path: str | Path, overrides: Sequence[str] = (), allow_outside: bool =
     ScenarioError
         If anything is wrong, with file, line and field.
     """
+    from forecast.quotes import check_quotes
+
     loaded = load(path, overrides)
+    check_quotes(loaded, allow_outside)
+    data = None
     if loaded.spec.reference is not None:
         from forecast.data import load_reference
 
-        load_reference(loaded, allow_outside)
+        data = load_reference(loaded, allow_outside)
+    loaded.warnings += strength_warnings(loaded, data, fitted_priors(loaded))
     return loaded
+
+
+def fitted_priors(loaded: Loaded) -> dict[str, Prior]:
+    """Every assumption's belief as the distribution it becomes (PRODUCT §1)."""
+    spec = loaded.spec
+    ranges = scale_ranges(spec.words.model_dump() if spec.words else None)
+    fits = BetaFits()
+    return {a.path: fit(a.belief, ranges, fits) for a in assumptions(spec)}
+
+
+def strength_warnings(loaded: Loaded, data, priors: dict[str, Prior]) -> list[Problem]:
+    """A stage whose base rate outweighs the rounds observed for it: the prior decides."""
+    if data is None:
+        return []
+    from forecast.data import UNKNOWN
+
+    out = []
+    for s, (name, st) in enumerate(loaded.spec.stages.items()):
+        path = f"stages.{name}.base_rate.belief"
+        weight = priors[path].strength
+        if st.column is None or weight is None:
+            continue
+        seen = int((data.y[:, s] != UNKNOWN).sum())
+        if weight > seen:
+            out.append(
+                Problem(
+                    f"the base rate {priors[path]} weighs as much as {weight:.0f} reference rounds, "
+                    f"more than the {seen} observed for this stage: the prior, not the history, "
+                    "sets it (widen it, e.g. {word: W, mass: 0.5}, if the author is less sure)",
+                    loaded.path,
+                    loaded.line_of(("stages", name, "base_rate")),
+                    path,
+                )
+            )
+    return out
 
 
 def prepare(
@@ -99,7 +140,10 @@ def prepare(
     allow_outside: bool = False,
 ) -> Prepared:
     """Validate a scenario, read its data and fit its beliefs to distributions."""
+    from forecast.quotes import check_quotes
+
     loaded = load(path, overrides)
+    quotes = check_quotes(loaded, allow_outside)
     data = None
     if loaded.spec.reference is not None:
         from forecast.data import load_reference
@@ -116,10 +160,8 @@ def prepare(
                 )
             )
             data = None
-    spec = loaded.spec
-    ranges = scale_ranges(spec.words.model_dump() if spec.words else None)
-    fits = BetaFits()
-    priors = {a.path: fit(a.belief, ranges, fits) for a in assumptions(spec)}
+    priors = fitted_priors(loaded)
+    loaded.warnings += strength_warnings(loaded, data, priors)
     settings = settings_for(loaded, draws, chains, seed)
     from forecast.errors import UsageError
 
@@ -127,7 +169,7 @@ def prepare(
         raise UsageError.one(
             "--draws must be at least 100 and --chains at least 1", field="--draws"
         )
-    return Prepared(loaded, data, priors, settings)
+    return Prepared(loaded, data, priors, settings, quotes)
 
 
 @dataclass
@@ -283,11 +325,7 @@ def prepare_raw(raw: dict[str, Any], like: Prepared, allow_outside: bool = False
 
         data = load_reference(loaded, allow_outside)
         data = data if data.n_rounds else None
-    spec = loaded.spec
-    ranges = scale_ranges(spec.words.model_dump() if spec.words else None)
-    fits = BetaFits()
-    priors = {a.path: fit(a.belief, ranges, fits) for a in assumptions(spec)}
-    return Prepared(loaded, data, priors, like.settings)
+    return Prepared(loaded, data, fitted_priors(loaded), like.settings, like.quotes)
 
 
 @dataclass

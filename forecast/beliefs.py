@@ -24,7 +24,9 @@ Role = Literal["probability", "ratio", "value"]
 #: Which verbal scale each role reads its words from (values have none).
 SCALE_OF_ROLE: dict[str, str] = {"probability": "probability", "ratio": "odds_ratio"}
 DEFAULT_MASS = 0.9
-FORMS = ("between", "beta", "lognormal", "normal")
+FORMS = ("between", "beta", "lognormal", "normal", "word")
+#: Forms that take a ``mass`` beside them: a range, or a word widened ({word: W, mass: M}).
+WITH_MASS = ("between", "word")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,9 @@ class Belief:
     def written(self) -> Any:
         """The belief in scenario syntax (a word, a number or a one-key mapping)."""
         if self.kind == "word":
-            return self.word
+            return (
+                self.word if self.mass == DEFAULT_MASS else {"word": self.word, "mass": self.mass}
+            )
         if self.kind == "constant":
             return self.value
         if self.kind == "between":
@@ -75,6 +79,11 @@ class Prior:
     @property
     def is_constant(self) -> bool:
         return self.family == "constant"
+
+    @property
+    def strength(self) -> float | None:
+        """A Beta(a, b) belief weighs as much as a + b reference rounds (PRODUCT §1)."""
+        return self.params[0] + self.params[1] if self.family == "beta" else None
 
     def as_yaml(self) -> Any:
         """The prior in scenario syntax, as written to ``scenario.resolved.yaml``."""
@@ -193,18 +202,29 @@ def parse_belief(raw: Any, role: Role) -> Belief:
             f"a belief mapping needs exactly one of {', '.join(FORMS)}; got {sorted(keys)}{hint}"
         )
     (form,) = forms
-    if keys - {form, "mass"} or ("mass" in keys and form != "between"):
+    if keys - {form, "mass"} or ("mass" in keys and form not in WITH_MASS):
         bad = sorted(keys - {form})
         raise ValueError(f"unexpected key(s) {bad} beside '{form}'")
     return _parse_form(form, raw, role)
 
 
+def _mass(raw: dict[str, Any]) -> float:
+    mass = _number(raw.get("mass", DEFAULT_MASS), "mass")
+    if not 0 < mass < 1:
+        raise ValueError(f"mass must lie strictly between 0 and 1, got {mass:g}")
+    return mass
+
+
 def _parse_form(form: str, raw: dict[str, Any], role: Role) -> Belief:
+    if form == "word":  # {word: unlikely, mass: 0.5}: the word's range holding that mass
+        if role == "value":
+            raise ValueError("a value takes a number or {between: [lo, hi]}, not a word")
+        if not isinstance(raw["word"], str) or not raw["word"].strip():
+            raise ValueError(f"word: expected a word of the scale, got {raw['word']!r}")
+        return Belief(role, "word", word=raw["word"].strip(), mass=_mass(raw))
     a, b = _pair(raw[form], form)
     if form == "between":
-        mass = _number(raw.get("mass", DEFAULT_MASS), "mass")
-        if not 0 < mass < 1:
-            raise ValueError(f"mass must lie strictly between 0 and 1, got {mass:g}")
+        mass = _mass(raw)
         if not a < b:
             raise ValueError(f"a range [lo, hi] needs lo < hi, got [{a:g}, {b:g}]")
         if role == "probability" and not (a >= 0 and b <= 1):
@@ -322,7 +342,7 @@ def fit(belief: Belief, ranges: dict[str, dict[str, tuple[float, float]]], fits:
         return Prior(belief.kind, belief.params)  # type: ignore[arg-type]
     if belief.kind == "word":
         lo, hi = ranges[SCALE_OF_ROLE[belief.role]][belief.word]  # type: ignore[index]
-        mass = DEFAULT_MASS
+        mass = belief.mass
     else:
         (lo, hi), mass = belief.params, belief.mass
     if belief.role == "probability":

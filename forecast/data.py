@@ -51,30 +51,31 @@ class ReferenceData:
         return len(self.round_id)
 
 
-def data_path(sc: Loaded, allow_outside: bool = False) -> Path:
-    """The reference CSV's path, refused if it leaves the scenario's folder tree."""
-    ref = sc.spec.reference
-    assert ref is not None
+def inside_tree(sc: Loaded, name: str, loc: tuple, what: str, allow_outside: bool = False) -> Path:
+    """A file the scenario names, relative to it, refused if it leaves the folder tree."""
     base = sc.path.resolve().parent
-    raw = Path(ref.data)
+    raw = Path(name)
     target = (base / raw).resolve()
-    line = sc.line_of(("reference", "data"))
+    line, field = sc.line_of(loc), ".".join(loc)
     if not allow_outside and (raw.is_absolute() or not target.is_relative_to(base)):
         raise ScenarioError.one(
-            f"'{ref.data}' leaves the scenario's folder tree ({base}); "
-            "keep the data beside the scenario or pass --allow-outside",
+            f"'{name}' leaves the scenario's folder tree ({base}); "
+            f"keep the {what} beside the scenario or pass --allow-outside",
             sc.path,
             line,
-            "reference.data",
+            field,
         )
     if not target.is_file():
         raise ScenarioError.one(
-            f"data file '{ref.data}' not found (looked for {target})",
-            sc.path,
-            line,
-            "reference.data",
+            f"{what} file '{name}' not found (looked for {target})", sc.path, line, field
         )
     return target
+
+
+def data_path(sc: Loaded, allow_outside: bool = False) -> Path:
+    """The reference CSV's path, refused if it leaves the scenario's folder tree."""
+    assert sc.spec.reference is not None
+    return inside_tree(sc, sc.spec.reference.data, ("reference", "data"), "data", allow_outside)
 
 
 def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:

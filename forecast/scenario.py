@@ -11,6 +11,7 @@ import hashlib
 import io
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -118,6 +119,10 @@ ProbabilityBelief = Annotated[
 RatioBelief = Annotated[Belief, _belief("ratio"), WithJsonSchema(_belief_schema("ratio"))]
 ValueBelief = Annotated[Belief, _belief("value"), WithJsonSchema(_belief_schema("value"))]
 Text = Annotated[str, Field(min_length=1)]
+#: The author's words an assumption rests on (checked against ``source.text``).
+Why = Annotated[str | None, Field(None, min_length=1)]
+#: The analyst's own reason, for what the article does not say.
+Note = Annotated[str | None, Field(None, min_length=1)]
 Slug = Annotated[str, Field(pattern=SLUG, max_length=80)]
 Scalar = str | StrictInt
 
@@ -128,30 +133,57 @@ class Source(Strict):
     date: dt.date
     author: Text | None = None
     url: Text | None = None
+    text: Text | None = None  # the article as plain text, for quote checks
+
+
+def _claim(raw: Any) -> Any:
+    """A bare belief is a claim with no reason given: ``likely`` = ``{belief: likely}``."""
+    return raw if isinstance(raw, dict) and "belief" in raw else {"belief": raw}
+
+
+class Claim(Strict):
+    """A probability belief with its reason: ``{belief: ..., why: ..., note: ...}``."""
+
+    section = "a belief with its reason"
+    belief: ProbabilityBelief
+    why: Why
+    note: Note
+
+
+ClaimField = Annotated[Claim, BeforeValidator(_claim)]
 
 
 class Question(Strict):
     section = "question"
+    id: Slug | None = None  # the event's identity; default the scenario id
     text: Text
     success: Text
     resolves: dt.date
     rounds: StrictInt = Field(1, ge=1, le=1000)
+    author_forecast: ClaimField | None = None  # the author's own bottom line
 
 
 class Factor(Strict):
     section = "a factor"
     label: Text | None = None
     holds: ProbabilityBelief
-    why: Text | None = None
+    why: Why
+    note: Note
     column: Text | None = None
     holds_when: StrictInt = 1
-    in_reference: ProbabilityBelief | None = None
+    reference_rate: ClaimField | None = Field(None, alias="in_reference")
+
+    @property
+    def in_reference(self) -> Belief | None:
+        """How often the factor held in the reference rounds (its belief, if given)."""
+        return None if self.reference_rate is None else self.reference_rate.belief
 
 
 class BaseRate(Strict):
     section = "base_rate"
     belief: ProbabilityBelief
-    why: Text | None = None
+    why: Why
+    note: Note
 
     @field_validator("belief")
     @classmethod
@@ -166,7 +198,8 @@ class BaseRate(Strict):
 class Effect(Strict):
     section = "an effect"
     odds_ratio: RatioBelief
-    why: Text | None = None
+    why: Why
+    note: Note
 
 
 class Stage(Strict):
@@ -182,7 +215,8 @@ class Evidence(Strict):
     section = "an evidence item"
     label: Text | None = None
     likelihood_ratio: RatioBelief
-    why: Text | None = None
+    why: Why
+    note: Note
 
 
 class Reference(Strict):
@@ -233,7 +267,8 @@ class Consequence(Strict):
     probability: ProbabilityBelief
     value: ValueBelief
     when: Literal["always", "success", "failure"] = "always"
-    why: Text | None = None
+    why: Why
+    note: Note
 
 
 def _option_p_success(raw: Any) -> Any:
@@ -250,7 +285,8 @@ class Option(Strict):
         BeforeValidator(_option_p_success),
         WithJsonSchema({"anyOf": [{"const": "model"}, _belief_schema("probability")]}),
     ]
-    why: Text | None = None
+    why: Why
+    note: Note
     consequences: dict[str, Consequence] = Field(default_factory=dict)
 
 
@@ -259,7 +295,8 @@ class Decision(Strict):
     question: Text
     value_scale: Text
     value_of_success: ValueBelief
-    why: Text | None = None
+    why: Why
+    note: Note
     options: dict[str, Option] = Field(min_length=2)
 
 
@@ -291,6 +328,11 @@ class Scenario(Strict):
         return items
 
     @property
+    def question_id(self) -> str:
+        """The event forecast: ``question.id``, else the scenario id."""
+        return self.question.id or self.id
+
+    @property
     def before(self) -> dt.date:
         """Only outcomes known strictly before this date update the priors."""
         if self.reference and self.reference.before:
@@ -301,73 +343,108 @@ class Scenario(Strict):
 # ----------------------------------------------------------------------------- assumptions
 
 
+Basis = Literal["author", "analyst"]
+
+
 @dataclass(frozen=True)
 class Assumption:
-    """One belief of a scenario, addressed by the dotted path ``--set`` takes."""
+    """One belief of a scenario, addressed by the dotted path ``--set`` takes.
+
+    ``at`` is the section whose ``why:`` / ``note:`` justify it (a consequence's
+    probability and value share one); ``basis`` says whose number it is: the author's
+    (quoted) or the analyst's (noted only).
+    """
 
     path: str
     belief: Belief
     why: str | None
     label: str | None
+    note: str | None = None
+    at: str = ""
+
+    @property
+    def basis(self) -> Basis | None:
+        if self.why:
+            return "author"
+        return "analyst" if self.note else None
+
+
+def _reasons(s: Scenario) -> Iterator[tuple[str, Any]]:
+    """Every section that carries a ``why:`` / ``note:``, with its dotted location."""
+    if s.question.author_forecast is not None:
+        yield "question.author_forecast", s.question.author_forecast
+    for name, f in s.factors.items():
+        yield f"factors.{name}", f
+        if f.reference_rate is not None:
+            yield f"factors.{name}.in_reference", f.reference_rate
+    for name, st in s.stages.items():
+        yield f"stages.{name}.base_rate", st.base_rate
+        for fac, eff in st.effects.items():
+            yield f"stages.{name}.effects.{fac}", eff
+    for name, ev in s.evidence.items():
+        yield f"evidence.{name}", ev
+    if s.decision is not None:
+        yield "decision", s.decision
+        for name, opt in s.decision.options.items():
+            yield f"decision.options.{name}", opt
+            for cname, c in opt.consequences.items():
+                yield f"decision.options.{name}.consequences.{cname}", c
+
+
+def justified(s: Scenario) -> list[tuple[str, str | None]]:
+    """``(location, why)`` of every section that may carry a quote."""
+    return [(at, part.why) for at, part in _reasons(s)]
 
 
 def assumptions(s: Scenario) -> list[Assumption]:
-    """Every belief of the scenario in file order, with its path and quote."""
+    """Every belief of the scenario in file order, with its path, quote and note."""
     out: list[Assumption] = []
+
+    def add(path: str, belief: Belief, part: Any, at: str, label: str | None) -> None:
+        out.append(Assumption(path, belief, part.why, label, part.note, at))
+
     for name, f in s.factors.items():
-        out.append(Assumption(f"factors.{name}.holds", f.holds, f.why, f.label or name))
-        if f.in_reference is not None:
-            out.append(
-                Assumption(f"factors.{name}.in_reference", f.in_reference, f.why, f.label or name)
+        add(f"factors.{name}.holds", f.holds, f, f"factors.{name}", f.label or name)
+        if f.reference_rate is not None:
+            at = f"factors.{name}.in_reference"
+            add(
+                at,
+                f.reference_rate.belief,
+                f.reference_rate,
+                at,
+                f"{f.label or name}: in reference rounds",
             )
     for name, st in s.stages.items():
-        out.append(
-            Assumption(
-                f"stages.{name}.base_rate.belief",
-                st.base_rate.belief,
-                st.base_rate.why,
-                f"{st.label or name}: base rate",
-            )
+        add(
+            f"stages.{name}.base_rate.belief",
+            st.base_rate.belief,
+            st.base_rate,
+            f"stages.{name}.base_rate",
+            f"{st.label or name}: base rate",
         )
         for fac, eff in st.effects.items():
-            out.append(
-                Assumption(
-                    f"stages.{name}.effects.{fac}.odds_ratio",
-                    eff.odds_ratio,
-                    eff.why,
-                    f"{st.label or name}: effect of {fac}",
-                )
-            )
+            at = f"stages.{name}.effects.{fac}"
+            add(f"{at}.odds_ratio", eff.odds_ratio, eff, at, f"{st.label or name}: effect of {fac}")
     for name, ev in s.evidence.items():
-        out.append(
-            Assumption(
-                f"evidence.{name}.likelihood_ratio", ev.likelihood_ratio, ev.why, ev.label or name
-            )
+        add(
+            f"evidence.{name}.likelihood_ratio",
+            ev.likelihood_ratio,
+            ev,
+            f"evidence.{name}",
+            ev.label or name,
         )
     if s.decision is not None:
         d = s.decision
-        out.append(
-            Assumption("decision.value_of_success", d.value_of_success, d.why, "value of success")
-        )
+        add("decision.value_of_success", d.value_of_success, d, "decision", "value of success")
         for name, opt in d.options.items():
+            at = f"decision.options.{name}"
             if opt.p_success != "model":
-                out.append(
-                    Assumption(
-                        f"decision.options.{name}.p_success",
-                        opt.p_success,
-                        opt.why,
-                        f"{opt.label or name}: P(success)",
-                    )
-                )
+                add(f"{at}.p_success", opt.p_success, opt, at, f"{opt.label or name}: P(success)")
             for cname, c in opt.consequences.items():
-                base = f"decision.options.{name}.consequences.{cname}"
+                base = f"{at}.consequences.{cname}"
                 label = f"{opt.label or name}: {c.label or cname}"
-                out.append(
-                    Assumption(
-                        f"{base}.probability", c.probability, c.why, f"{label} (probability)"
-                    )
-                )
-                out.append(Assumption(f"{base}.value", c.value, c.why, f"{label} (value)"))
+                add(f"{base}.probability", c.probability, c, base, f"{label} (probability)")
+                add(f"{base}.value", c.value, c, base, f"{label} (value)")
     return out
 
 
@@ -516,6 +593,8 @@ def _problems(err: ValidationError, file: Path, lines: dict[tuple, int]) -> list
         cause = (e.get("ctx") or {}).get("error")
         if isinstance(cause, UnknownKey):
             loc = (*loc, cause.key)
+        if loc and loc[-1] == "belief" and loc not in lines and loc[:-1] in lines:
+            loc = loc[:-1]  # a bare belief where {belief: ..., why: ...} may be written
         kind = e["type"]
         if kind == "missing":
             msg = f"missing required key '{loc[-1]}'"
@@ -634,7 +713,21 @@ def cross_check(sc: Loaded) -> tuple[list[Problem], list[Problem]]:
     ranges = scale_ranges(s.words.model_dump() if s.words else None)
     from forecast.beliefs import SCALE_OF_ROLE
 
-    for a in assumptions(s):
+    claims = list(assumptions(s))
+    if s.question.author_forecast is not None:
+        af = s.question.author_forecast
+        claims.append(
+            Assumption(
+                "question.author_forecast",
+                af.belief,
+                af.why,
+                None,
+                af.note,
+                "question.author_forecast",
+            )
+        )
+    unjustified = set()
+    for a in claims:
         b = a.belief
         if b.kind == "word":
             scale = ranges[SCALE_OF_ROLE[b.role]]
@@ -645,10 +738,38 @@ def cross_check(sc: Loaded) -> tuple[list[Problem], list[Problem]]:
                     f"unknown word '{b.word}'{did_you_mean(b.word, scale)} "
                     f"(words: {', '.join(scale)}; or add it under words:)",
                 )
-        if not a.why:
-            loc = tuple(a.path.split("."))
+        if a.basis is None and a.at not in unjustified:
+            unjustified.add(a.at)
+            loc = tuple(a.at.split("."))
             warnings.append(
-                Problem("no `why:` quote for this assumption", f, sc.line_of(loc), a.path)
+                Problem(
+                    "neither a `why:` (the author's words) nor a `note:` (your reason) "
+                    "for this assumption",
+                    f,
+                    sc.line_of(loc),
+                    a.at,
+                )
+            )
+    q = s.question
+    if q.resolves < s.source.date:
+        problem(
+            ("question", "resolves"),
+            f"resolves {q.resolves} comes before the article's date {s.source.date}: "
+            "a forecast is about the future",
+        )
+    else:
+        wait = max((st.known_after_days for st in s.stages.values()), default=0)
+        known = s.source.date + dt.timedelta(days=wait)
+        if wait and q.resolves < known:
+            warnings.append(
+                Problem(
+                    f"resolves {q.resolves} comes before success can be known: the last stage's "
+                    f"outcome is known {wait} days after it happens, so no earlier than {known} "
+                    "for talks starting on the article's date",
+                    f,
+                    sc.line_of(("question", "resolves")),
+                    "question.resolves",
+                )
             )
     seen_without_column = None
     for name, st in s.stages.items():

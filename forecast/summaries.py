@@ -50,3 +50,29 @@ def interval_stats(da) -> dict[str, Any]:
 def constant_stats(value: float) -> dict[str, Any]:
     v = _r(value)
     return {"mean": v, "mcse": 0.0, "median": v, "hdi_90": [v, v]}
+
+
+def exact_stats(prior) -> dict[str, Any]:
+    """Mean, median and 90% HDI of a fitted belief itself, exactly (no draws, MCSE 0)."""
+    if prior.is_constant:
+        return constant_stats(prior.params[0])
+    from scipy import optimize, stats
+
+    dist = {
+        "beta": lambda a, b: stats.beta(a, b),
+        "lognormal": lambda mu, sigma: stats.lognorm(s=sigma, scale=math.exp(mu)),
+        "normal": lambda mu, sigma: stats.norm(mu, sigma),
+    }[prior.family](*prior.params)
+    tail = 1 - HDI_PROB  # the HDI is the narrowest interval holding HDI_PROB of the mass
+    t = optimize.minimize_scalar(
+        lambda t: dist.ppf(t + HDI_PROB) - dist.ppf(t),
+        bounds=(0, tail),
+        method="bounded",
+        options={"xatol": 1e-9},
+    ).x
+    return {
+        "mean": _r(dist.mean()),
+        "mcse": 0.0,
+        "median": _r(dist.median()),
+        "hdi_90": [_r(dist.ppf(t)), _r(dist.ppf(t + HDI_PROB))],
+    }

@@ -27,6 +27,10 @@ img{max-width:100%;display:block;margin:.5em 0}.fail{color:#b00020;font-weight:b
 .warn{background:#fff8e1;border-left:4px solid #f0ad00;padding:.4em .8em;margin:.3em 0}
 .meta{color:#555;font-size:.9em}
 table.assumptions td:first-child{width:34%}table.assumptions td:last-child{width:40%}
+.basis{font-size:.75em;font-weight:bold;text-transform:uppercase;letter-spacing:.04em;padding:0 .4em;border-radius:3px}
+.basis.author{background:#e3f1e6;color:#1a5e2c}.basis.analyst{background:#fdecd8;color:#7a4100}.basis.none{background:#f6d7da;color:#8a1020}
+blockquote mark{background:none;font-weight:bold;color:#1b1b1b}.note{color:#555;margin:.3em 0 0}
+.author-view{background:#fbf7ef;border-left:4px solid #b08400;padding:.5em 1em}
 """
 
 
@@ -62,6 +66,43 @@ def checks_section(checks: dict[str, Any], figures: dict[str, str]) -> str:
         parts += [f"<li>{escape(n)}</li>" for n in checks["notes"]]
         parts.append("</ul>")
     return "\n".join(parts)
+
+
+def reason_html(a: dict[str, Any], repeated: bool = False) -> str:
+    """Whose number this is, the quote inside its sentence, and the analyst's note."""
+    basis = a.get("basis")
+    tag = {
+        "author": "<span class='basis author' title='quoted from the article'>author</span>",
+        "analyst": "<span class='basis analyst' title=\"the analyst's number: the article does not say it\">analyst</span>",
+    }.get(basis, "<span class='basis none'>no reason given</span>")
+    parts = [tag]
+    if a.get("why") and repeated:
+        parts.append("<p class='note'>(the same quote as above)</p>")
+    elif a.get("quote"):
+        q = a["quote"]
+        parts.append(
+            f"<blockquote>…{escape(q['before'])} <mark>{escape(q['quote'])}</mark> {escape(q['after'])}…</blockquote>"
+        )
+    elif a.get("why"):
+        parts.append(f"<blockquote>“{escape(a['why'])}”</blockquote>")
+    if a.get("note"):
+        parts.append(f"<p class='note'><b>Note:</b> {escape(a['note'])}</p>")
+    return "".join(parts)
+
+
+def author_view(q: dict[str, Any], summary: dict[str, Any]) -> str:
+    """The author's own bottom line beside the model's answer, where the scenario gives it."""
+    af = q.get("author_forecast")
+    if not af:
+        return ""
+    lo, hi = af["hdi_90"]
+    e = summary["p_success"].get("mcse")
+    return (
+        f"<div class='author-view'><b>The author's own bottom line:</b> {escape(written(af['belief']))} "
+        f"(read as {pct(af['mean'], e)}, 90% {pct(lo, e)}–{pct(hi, e)}) "
+        f"against the model's {pct(summary['p_success']['mean'], e)} on the author's reasons."
+        f"{reason_html(af)}</div>"
+    )
 
 
 def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
@@ -140,6 +181,7 @@ def render(
         f"<p><b>{escape(q['text'])}</b><br>Success means: {escape(q['success'])}<br>"
         f"Resolves {escape(q['resolves'])}, over {q['rounds']} round(s) of talks.</p>",
         f"<p class='answer'>{escape(answer_sentence(summary))}</p>",
+        author_view(q, summary),
     ]
     for w in summary.get("warnings", []):
         parts.append(f"<div class='warn'>⚠ {escape(w)}</div>")
@@ -183,19 +225,29 @@ def render(
         parts.append("</table>")
     parts += [
         "<h2>Assumptions</h2>",
-        "<p>Each belief as the author would state it, the distribution it became, and what the "
-        "reference data made of it.</p>",
-        "<table class='assumptions'><tr><th>assumption</th><th>prior</th><th>posterior</th><th>why (the quote it rests on)</th></tr>",
+        "<p>Each belief as written, the distribution it became, and what the reference data made "
+        "of it. <span class='basis author'>author</span> marks a number that rests on the article's "
+        "words (shown in their sentence); <span class='basis analyst'>analyst</span> one the article "
+        "does not state, added by whoever encoded it, with the reason. A Beta belief weighs as much "
+        "as a + b reference rounds.</p>",
+        "<table class='assumptions'><tr><th>assumption</th><th>prior</th><th>posterior</th><th>basis: the quote or the note</th></tr>",
     ]
+    previous = None
     for a in summary["assumptions"]:
-        why = f"<blockquote>“{escape(a['why'])}”</blockquote>" if a["why"] else "<i>no quote</i>"
+        weight = (
+            f"<br><small>weighs as {a['strength']:.0f} rounds</small>"
+            if a.get("strength") is not None
+            else ""
+        )
         parts.append(
             f"<tr><td><code>{escape(a['path'])}</code><br>{escape(a['label'] or '')}<br>"
             f"<small>{escape(written(a['belief']))} → {escape(a['distribution'])}</small></td>"
-            f"<td class='num'>{fmt_interval(a['prior'], False)}</td>"
+            f"<td class='num'>{fmt_interval(a['prior'], False)}{weight}</td>"
             f"<td class='num'>{fmt_interval(a['posterior'], False)}<br><small>MCSE "
-            f"{fmt_mcse(a['posterior'], False)}</small></td><td>{why}</td></tr>"
+            f"{fmt_mcse(a['posterior'], False)}</small></td>"
+            f"<td>{reason_html(a, repeated=bool(a['why']) and a['why'] == previous)}</td></tr>"
         )
+        previous = a["why"]
     parts.append("</table>")
     parts.append(_fig(figures.get("assumptions"), "Prior and posterior of each assumption"))
     parts.append("<h2>Model checks and diagnostics</h2>")

@@ -67,6 +67,10 @@ def build_summary(prep, fit) -> dict[str, Any]:
                 "prior": pr,
                 "posterior": post,
                 "why": a.why,
+                "note": a.note,
+                "basis": a.basis,
+                "strength": None if p.strength is None else round(p.strength, 1),
+                "quote": quote_of(prep, a.at, a.why),
             }
         )
     data = prep.data
@@ -95,10 +99,12 @@ def build_summary(prep, fit) -> dict[str, Any]:
             if v is not None
         },
         "question": {
+            "id": spec.question_id,
             "text": spec.question.text,
             "success": spec.question.success,
             "resolves": spec.question.resolves.isoformat(),
             "rounds": spec.question.rounds,
+            "author_forecast": author_forecast(prep),
         },
         "p_success": interval_stats(draws["p_success"]),
         "p_success_prior": interval_stats(prior["p_success"]),
@@ -130,6 +136,34 @@ def build_summary(prep, fit) -> dict[str, Any]:
         },
     }
     return summary
+
+
+def quote_of(prep, at: str, why: str | None) -> dict[str, str] | None:
+    """The quote in its sentence, where the scenario names the article's text."""
+    found = prep.quotes.get(at) if why else None
+    return None if found is None else found.as_json()
+
+
+def author_forecast(prep) -> dict[str, Any] | None:
+    """The author's own bottom line (``question.author_forecast``), as its belief says."""
+    from forecast.beliefs import BetaFits, fit, scale_ranges
+    from forecast.summaries import exact_stats
+
+    spec = prep.loaded.spec
+    claim = spec.question.author_forecast
+    if claim is None:
+        return None
+    ranges = scale_ranges(spec.words.model_dump() if spec.words else None)
+    prior = fit(claim.belief, ranges, BetaFits())
+    return {
+        "belief": claim.belief.written(),
+        "distribution": str(prior),
+        **exact_stats(prior),
+        "why": claim.why,
+        "note": claim.note,
+        "basis": "author" if claim.why else ("analyst" if claim.note else None),
+        "quote": quote_of(prep, "question.author_forecast", claim.why),
+    }
 
 
 def model_notes(spec) -> list[str]:
@@ -264,6 +298,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"**Resolves.** {summary['question']['resolves']}, over {summary['question']['rounds']} round(s) of talks.",
         "",
         f"**Answer.** {answer_sentence(summary)}",
+        *author_line(summary),
         "",
         "| | mean | 90% HDI | MCSE (points) |",
         "|---|---:|---|---:|",
@@ -283,15 +318,27 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         "## Assumptions",
         "",
-        "| path | belief | prior | posterior (MCSE) | why |",
-        "|---|---|---|---|---|",
+        "Basis: *author* = the article's words (quoted), *analyst* = a number the article does "
+        "not state (noted). Weight: a Beta belief counts as a + b reference rounds.",
+        "",
+        "| path | belief | prior | posterior (MCSE) | weight | basis | why / note |",
+        "|---|---|---|---|---:|---|---|",
     ]
+    previous = None
     for a in summary["assumptions"]:
-        why = (a["why"] or "*(no quote)*").replace("|", "\\|").replace("\n", " ")
+        reason = []
+        if a["why"]:
+            reason.append("(same quote)" if a["why"] == previous else f"“{a['why']}”")
+        if a.get("note"):
+            reason.append(f"*Note:* {a['note']}")
+        text = (" ".join(reason) or "*(no reason given)*").replace("|", "\\|").replace("\n", " ")
+        weight = "" if a.get("strength") is None else f"{a['strength']:.0f}"
         lines.append(
             f"| `{a['path']}` | {written(a['belief'])} → {a['distribution']} | {fmt_interval(a['prior'], False)} | "
-            f"{fmt_interval(a['posterior'], False)} ({fmt_mcse(a['posterior'], False)}) | {why} |"
+            f"{fmt_interval(a['posterior'], False)} ({fmt_mcse(a['posterior'], False)}) | {weight} | "
+            f"{a.get('basis') or '—'} | {text} |"
         )
+        previous = a["why"]
     lines += ["", "## Diagnostics", ""]
     if d["method"] == "nuts":
         verdict = "pass" if d["passed"] else "**FAIL**"
@@ -322,6 +369,22 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def author_line(summary: dict[str, Any]) -> list[str]:
+    """The author's own bottom line beside the model's answer, where the scenario gives it."""
+    af = summary["question"].get("author_forecast")
+    if not af:
+        return []
+    e = summary["p_success"].get("mcse")
+    lo, hi = af["hdi_90"]
+    quote = f" (“{af['why']}”)" if af.get("why") else ""
+    return [
+        "",
+        f"**The author's own bottom line.** {written(af['belief'])}{quote}: read as "
+        f"{pct(af['mean'], e)} (90% {pct(lo, e)}–{pct(hi, e)}), against the model's "
+        f"{pct(summary['p_success']['mean'], e)} on the author's reasons.",
+    ]
 
 
 def finite_or_none(obj: Any) -> Any:
