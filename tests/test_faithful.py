@@ -30,7 +30,7 @@ ARTICLE = normalise(
     "quote",
     [
         "Close to zero",
-        "The regime \"can't afford\" to bargain",  # typographic quotes normalised
+        'The regime "can\'t afford" to bargain',  # typographic quotes normalised
         "its programme - it fears",  # an en dash with spaces is a hyphen
         "programme—it fears",  # ... and an em dash without
         "for reasons\n that a scholar",  # whitespace and line breaks collapse
@@ -56,7 +56,7 @@ def test_a_quote_is_shown_inside_its_sentence():
     assert found.before == ""  # the sentence starts with the quote (after "breakthrough?")
     assert found.after == ", for reasons that a scholar explains."
     found = locate("to bargain away", ARTICLE)
-    assert found.before == "The regime \"can't afford\""
+    assert found.before == 'The regime "can\'t afford"'
     assert found.after.endswith("for its survival.")
 
 
@@ -148,7 +148,9 @@ def test_a_base_rate_that_outweighs_the_history_is_warned(tmp_path):
     path = scenario(tmp_path)
     (tmp_path / "rounds.csv").write_text(CSV)
     text = path.read_text()
-    text = text.replace("    effects:\n      enmity", "    column: agreement\n    effects:\n      enmity")
+    text = text.replace(
+        "    effects:\n      enmity", "    column: agreement\n    effects:\n      enmity"
+    )
     text = text.replace("    in_reference:", "    column: enmity\n    in_reference:")
     path.write_text(text + "reference: {data: rounds.csv}\n")
 
@@ -186,7 +188,7 @@ def test_the_report_shows_basis_strength_quotes_in_context_and_the_authors_view(
     effect = rows["stages.agreement.effects.enmity.odds_ratio"]
     assert effect["basis"] == "author" and effect["strength"] is None  # not a Beta belief
     assert effect["quote"] == {
-        "before": "The regime \"can't afford\" to bargain away its programme-",
+        "before": 'The regime "can\'t afford" to bargain away its programme-',
         "quote": "it fears for its survival",
         "after": ".",
     }
