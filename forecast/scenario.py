@@ -104,6 +104,18 @@ def _belief_schema(role: str) -> dict[str, Any]:
         for n in names
     ]
     if role != "value":
+        forms.append(
+            {
+                "type": "object",
+                "description": "a word of the verbal scale with that much mass in its range",
+                "properties": {
+                    "word": {"type": "string"},
+                    "mass": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                },
+                "required": ["word", "mass"],
+                "additionalProperties": False,
+            }
+        )
         from forecast.beliefs import SCALE_OF_ROLE
 
         words = list(scale_ranges()[SCALE_OF_ROLE[role]])
@@ -150,7 +162,28 @@ class Claim(Strict):
     note: Note
 
 
-ClaimField = Annotated[Claim, BeforeValidator(_claim)]
+ClaimField = Annotated[
+    Claim,
+    BeforeValidator(_claim),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _belief_schema("probability"),
+                {
+                    "type": "object",
+                    "description": "a belief with its reason",
+                    "properties": {
+                        "belief": _belief_schema("probability"),
+                        "why": {"type": "string", "description": "the author's words"},
+                        "note": {"type": "string", "description": "the analyst's reason"},
+                    },
+                    "required": ["belief"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    ),
+]
 
 
 class Question(Strict):

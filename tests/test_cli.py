@@ -49,6 +49,16 @@ def test_schema_is_json_schema_of_the_format(cli):
     assert doc["$schema"].startswith("https://json-schema.org/")
     assert {"schema", "id", "factors", "stages", "reference"} <= set(doc["properties"])
     assert "stages" in doc["required"]
+    defs = doc["$defs"]
+    assert {"why", "note"} <= set(defs["BaseRate"]["properties"])
+    assert {"id", "author_forecast"} <= set(defs["Question"]["properties"])
+    assert "text" in defs["Source"]["properties"]
+    # a word may be widened: {word: unlikely, mass: 0.5}
+    forms = defs["Factor"]["properties"]["holds"]["anyOf"]
+    assert any(set(f.get("properties", {})) == {"word", "mass"} for f in forms)
+    # in_reference: a bare belief, or {belief, why, note}
+    in_ref = defs["Factor"]["properties"]["in_reference"]["anyOf"]
+    assert any("$ref" in f or f.get("properties", {}).get("belief") for f in in_ref)
 
 
 def test_words_lists_both_scales(cli):
@@ -64,7 +74,10 @@ def test_check_warns_where_a_quote_is_missing(cli, write_scenario):
     path = write_scenario("stages:\n  agreement:\n    base_rate: {belief: unlikely}\n")
     r = cli("check", path)
     assert r.exit_code == 0
-    assert "no `why:` quote" in r.output and "stages.agreement.base_rate.belief" in r.output
+    assert "neither a `why:`" in r.output and "stages.agreement.base_rate" in r.output
+    # a note (the analyst's reason) answers the warning as a quote does
+    path.write_text(path.read_text().replace("{belief: unlikely}", "{belief: unlikely, note: x}"))
+    assert "neither a `why:`" not in cli("check", path).output
 
 
 def test_check_several_files_exit_code_is_the_worst(cli, write_scenario, tmp_path):
