@@ -5,13 +5,17 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from forecast.mcse import num, pct
+from forecast.mcse import num, pct, se
 from forecast.report.tables import (
     answer_sentence,
+    belief_moves,
     decision_sentence,
     fmt_interval,
     fmt_mcse,
+    outcomes_text,
     pct_row,
+    sign_points,
+    update_sentence,
     written,
 )
 
@@ -103,6 +107,42 @@ def author_view(q: dict[str, Any], summary: dict[str, Any]) -> str:
         f"against the model's {pct(summary['p_success']['mean'], e)} on the author's reasons."
         f"{reason_html(af)}</div>"
     )
+
+
+def pull_section(summary: dict[str, Any]) -> str:
+    """Where the update comes from: each reference group's pull, from the fit itself."""
+    sentence = update_sentence(summary)
+    if sentence is None:
+        return ""
+    parts = ["<h3>Where the update comes from</h3>", f"<p>{escape(sentence)}</p>"]
+    groups = (summary.get("reference") or {}).get("groups")
+    if groups:
+        parts += [
+            "<p>Each group of reference rounds, taken out of this fit by Pareto-smoothed importance "
+            "sampling (leave-group-out): P(success) without its rounds, how far its rounds pull the "
+            "answer, and the beliefs they move most. A Pareto k at or above the threshold means the "
+            "group carries too much of the update to be taken out by reweighting.</p>",
+            "<table><tr><th>group</th><th>rounds</th><th>passed / observed</th><th>P(success) without it</th>"
+            "<th>its pull (points)</th><th>largest moves of the beliefs</th><th>Pareto k</th></tr>",
+        ]
+        for g in groups:
+            if g["trusted"]:
+                d = g["p_success"]
+                cells = (
+                    pct(d["without"], d["mcse"]),
+                    f"{sign_points(d['delta'], d['mcse'])} ±{se(d['mcse'], 100)}",
+                    belief_moves(g),
+                )
+            else:
+                cells = ("not reweightable", "—", f"refit to see it: forecast run ... {g['refit']}")
+            parts.append(
+                f"<tr><td>{escape(g['group'])}</td><td class='num'>{g['rounds']}</td>"
+                f"<td>{escape(outcomes_text(g))}</td><td class='num'>{cells[0]}</td>"
+                f"<td class='num'>{cells[1]}</td><td><small>{escape(cells[2])}</small></td>"
+                f"<td class='num'>{g['pareto_k']}</td></tr>"
+            )
+        parts.append("</table>")
+    return "\n".join(parts)
 
 
 def decision_section(summary: dict[str, Any], figures: dict[str, str]) -> str:
@@ -250,6 +290,7 @@ def render(
         previous = a["why"]
     parts.append("</table>")
     parts.append(_fig(figures.get("assumptions"), "Prior and posterior of each assumption"))
+    parts.append(pull_section(summary))
     parts.append("<h2>Model checks and diagnostics</h2>")
     if d["method"] == "nuts":
         cls = "pass" if d["passed"] else "fail"

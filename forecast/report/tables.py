@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from forecast.mcse import num, pct, se
+from forecast.influence import group_pull
+from forecast.mcse import decimals, num, pct, se
 from forecast.scenario import MAX_EXACT_FACTORS, SCHEMA_VERSION, assumptions
 from forecast.summaries import constant_stats, interval_stats
 
@@ -82,6 +83,11 @@ def build_summary(prep, fit) -> dict[str, Any]:
             "rounds": 0 if data is None else data.n_rounds,
             "round_ids": [] if data is None else data.round_id,
             "rounds_not_yet_known": 0 if data is None else data.n_unknown_outcome,
+            "groups": group_pull(
+                prep,
+                fit,
+                [r["path"] for r in rows if r["path"].startswith(("stages.", "factors."))],
+            ),
         }
     settings = prep.settings
     decision = None
@@ -339,6 +345,7 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{a.get('basis') or '—'} | {text} |"
         )
         previous = a["why"]
+    lines += pull_markdown(summary)
     lines += ["", "## Diagnostics", ""]
     if d["method"] == "nuts":
         verdict = "pass" if d["passed"] else "**FAIL**"
@@ -369,6 +376,84 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def update_sentence(summary: dict[str, Any]) -> str | None:
+    """How far history moved the answer, and which group of rounds pulled it most."""
+    ref = summary.get("reference") or {}
+    if summary["diagnostics"]["method"] != "nuts" or not ref.get("rounds"):
+        return None
+    prior, post = summary["p_success_prior"], summary["p_success"]
+    e = max(prior.get("mcse") or 0, post.get("mcse") or 0)
+    shift = post["mean"] - prior["mean"]
+    size = abs(shift) / max(abs(prior["mean"]), 1e-9)
+    how = "hardly at all" if size < 0.05 else ("up" if shift > 0 else "down")
+    text = (
+        f"The {ref['rounds']} reference rounds move P(success) {how}: from {pct(prior['mean'], e)} "
+        f"on the author's beliefs alone to {pct(post['mean'], e)}."
+    )
+    groups = [g for g in ref.get("groups") or [] if g.get("trusted")]
+    if groups:
+        top = max(groups, key=lambda g: abs(g["p_success"]["delta"] or 0))
+        d = top["p_success"]
+        text += (
+            f" The group that pulls it most is {top['group']} ({top['rounds']} rounds): without "
+            f"them it would be {pct(d['without'], d['mcse'])} ({sign_points(d['delta'], d['mcse'])} "
+            "points from them)."
+        )
+    return text
+
+
+def sign_points(delta: float | None, mcse: float | None) -> str:
+    """A move in P(success) in percentage points, signed, to the digits its MCSE supports."""
+    if delta is None:
+        return "—"
+    return f"{100 * delta:+.{decimals(mcse, 100, 2)}f}"
+
+
+def belief_moves(g: dict[str, Any], top: int = 2) -> str:
+    """A group's largest pulls on the beliefs, in words."""
+    parts = []
+    for path, m in list((g.get("beliefs") or {}).items())[:top]:
+        parts.append(f"{path} {m['delta']:+.{decimals(m['mcse'], 1, 3)}f}")
+    return "; ".join(parts) or "—"
+
+
+def outcomes_text(g: dict[str, Any]) -> str:
+    return ", ".join(f"{stage} {k}/{n}" for stage, (k, n) in g["outcomes"].items())
+
+
+def pull_markdown(summary: dict[str, Any]) -> list[str]:
+    """The update explained from the fit: each group's pull (PSIS leave-group-out)."""
+    sentence = update_sentence(summary)
+    if sentence is None:
+        return []
+    lines = ["", "## Where the update comes from", "", sentence]
+    groups = (summary.get("reference") or {}).get("groups")
+    if groups:
+        lines += [
+            "",
+            "Each group's pull: P(success) and the beliefs with and without its rounds "
+            "(PSIS leave-group-out from this fit; k ≥ the threshold means the group carries too "
+            "much of the update to be taken out by reweighting).",
+            "",
+            "| group | rounds | passed / observed | P(success) without it | its pull (points) | largest moves of the beliefs | Pareto k |",
+            "|---|---:|---|---:|---:|---|---:|",
+        ]
+        for g in groups:
+            if g["trusted"]:
+                d = g["p_success"]
+                cells = (
+                    pct(d["without"], d["mcse"]),
+                    sign_points(d["delta"], d["mcse"]),
+                    belief_moves(g),
+                )
+            else:
+                cells = ("not reweightable", "—", f"refit: `forecast run ... {g['refit']}`")
+            lines.append(
+                f"| {g['group']} | {g['rounds']} | {outcomes_text(g)} | {cells[0]} | {cells[1]} | {cells[2]} | {g['pareto_k']} |"
+            )
+    return lines
 
 
 def author_line(summary: dict[str, Any]) -> list[str]:
