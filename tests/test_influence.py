@@ -45,7 +45,7 @@ def test_group_pull_agrees_with_a_refit_without_the_group(cli, write_scenario, t
     )
 
     g = groups["beta"]
-    hint = g.get("refit") or f'--set "reference.exclude={{track: beta}}"'
+    hint = g.get("refit") or '--set "reference.exclude={track: beta}"'
     assert g.get("refit") is None or g["refit"] == hint  # trusted rows need no refit
     setting = hint.removeprefix('--set "').removesuffix('"')
     refit_out = tmp_path / "refit"
