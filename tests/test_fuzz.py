@@ -141,11 +141,20 @@ def assert_clean_exit(result) -> None:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    """A scenario folder with the bundled reference data beside it."""
+    """A scenario folder with the bundled reference data and article texts beside it."""
     root = tmp_path_factory.mktemp("fuzz")
     (root / "data").mkdir()
     shutil.copy(CSV, root / "data" / CSV.name)
+    shutil.copytree(SCENARIOS / "sources", root / "sources")
     return root
+
+
+def test_the_unmutated_bases_pass_check(folder, cli):
+    """Mutants start from valid files: else every mutant fails for the same dull reason."""
+    for base in BUNDLED:
+        shutil.copy(base, folder / base.name)
+        result = cli("check", folder / base.name)
+        assert result.exit_code == 0 and "warning" not in result.output, result.output
 
 
 def fuzz(examples: int) -> settings:
@@ -187,6 +196,7 @@ def test_check_never_crashes_on_a_garbled_csv(data, folder, cli):
     buf = io.StringIO()
     csv.writer(buf).writerows(rows)
     (sub / "data" / CSV.name).write_text(buf.getvalue(), encoding="utf-8")
+    shutil.copytree(SCENARIOS / "sources", sub / "sources", dirs_exist_ok=True)
     shutil.copy(BUNDLED[0], sub / "s.yaml")
     assert_clean_exit(cli("check", sub / "s.yaml"))
 
