@@ -121,7 +121,8 @@ def swap(a: Loaded, b: Loaded, path: str) -> dict[str, Any]:
     """A's raw scenario with B's version of ``path`` (B's absence = no effect).
 
     Parents that A lacks come from B (a factor, a stage without its effects, an
-    evidence item, the reference section); removing a factor removes its effects.
+    evidence item, the reference section); removing a factor removes its effects. A
+    decision that only one scenario has is swapped whole.
     """
     new = copy.deepcopy(a.raw)
     braw = b.raw
@@ -129,6 +130,13 @@ def swap(a: Loaded, b: Loaded, path: str) -> dict[str, Any]:
     if path == "reference.before":
         new.setdefault("reference", copy.deepcopy(braw.get("reference", {})))
         new["reference"]["before"] = b.spec.before
+        return new
+    if parts[0] == "decision" and ("decision" not in new or "decision" not in braw):
+        # a decision in one scenario only: its beliefs come and go with the whole decision
+        # (one option, or a decision without its value of success, is no decision)
+        new.pop("decision", None)
+        if "decision" in braw:
+            new["decision"] = copy.deepcopy(braw["decision"])
         return new
     value = _get(braw, parts)
     if value is _MISSING:

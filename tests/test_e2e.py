@@ -7,7 +7,7 @@ import pytest
 from conftest import BUNDLED
 
 from forecast.mcse import decimals
-from forecast.scenario import assumptions, load
+from forecast.scenario import assumptions
 
 SUMMARY_KEYS = {
     "schema",
@@ -25,12 +25,24 @@ PROVENANCE_KEYS = {"scenario_sha256", "data_sha256", "overrides", "seed", "versi
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
-def test_bundled_scenarios_quote_every_assumption(path):
-    loaded = load(path)
+def test_bundled_scenarios_are_faithful_to_their_articles(path):
+    """PRODUCT §1: every quote verbatim in the article, every assumption the author's or
+    the analyst's, and `check` (data, prior strength, resolution) without a warning."""
+    from forecast.api import check
+    from forecast.quotes import check_quotes
+
+    loaded = check(path)  # raises if a quote is not in the article
     assert loaded.warnings == []
+    assert loaded.spec.source.text is not None and loaded.spec.reference is not None
+    quoted = check_quotes(loaded)
     for a in assumptions(loaded.spec):
-        assert a.why and len(a.why) > 20, a.path
-    assert loaded.spec.reference is not None
+        assert a.basis in ("author", "analyst"), a.path
+        if a.why:
+            assert a.at in quoted, a.path  # found in the article, in its sentence
+        else:
+            assert len(a.note) > 20, a.path  # an analyst's number says why
+    af = loaded.spec.question.author_forecast
+    assert af is not None and af.why and "question.author_forecast" in quoted
 
 
 @pytest.mark.slow
@@ -70,7 +82,12 @@ def test_report_contract(bundled_run, name):
     for stage in s["stages"].values():
         assert {"mean", "mcse", "hdi_90"} <= set(stage)
     for row in s["assumptions"]:
-        assert {"path", "prior", "posterior", "why"} <= set(row) and row["why"]
+        assert {"path", "prior", "posterior", "why", "note", "basis", "strength"} <= set(row)
+        # every assumption is the author's (quoted, and shown in its sentence) or the
+        # analyst's (noted); the bundled scenarios leave none without a reason
+        assert row["basis"] == ("author" if row["why"] else "analyst"), row["path"]
+        assert row["why"] or row["note"], row["path"]
+        assert (row["quote"] is not None) == bool(row["why"]), row["path"]
         assert row["posterior"]["mcse"] is not None
     # Monte Carlo error beside every mean, and no more digits than it supports
     p = s["p_success"]
