@@ -652,8 +652,12 @@ def compare(
             }
             if base.recommended is not None or v.recommended is not None:
                 row["recommended_swapped"] = v.recommended
+                # a flip changes A's own recommendation; a decision that only B has,
+                # swapped in whole, gives A a recommendation it did not have: no flip
                 row["flips_recommendation"] = (
-                    v.recommended is not None and v.recommended != base.recommended
+                    base.recommended is not None
+                    and v.recommended is not None
+                    and v.recommended != base.recommended
                 )
             rows.append(row)
         rows.sort(key=lambda r: -abs(r["delta"] or 0))
