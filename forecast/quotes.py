@@ -46,7 +46,10 @@ def normalise(text: str) -> str:
 
 @dataclass(frozen=True)
 class Found:
-    """A quote located in the article: the sentence(s) around it, split at the quote."""
+    """A quote located in the article: the sentence(s) around it, split at the quote.
+
+    ``quote`` is the article's text of each part, joined by " … " where the quote skips.
+    """
 
     before: str
     quote: str
@@ -81,7 +84,7 @@ def locate(quote: str, article: str) -> Found | Missing:
     parts = [p for p in _SKIP.split(normalise(quote)) if p]
     if not parts:
         return Missing("(an empty quote)", 0)
-    pos, first = 0, None
+    pos, first, spans = 0, None, []
     for part in parts:
         at = article.find(part, pos)
         if at < 0:
@@ -93,8 +96,11 @@ def locate(quote: str, article: str) -> Found | Missing:
             return Missing(" ".join(words[k : k + SHOWN_WORDS]), k)
         first = at if first is None else first
         pos = at + len(part)
+        spans.append(article[at:pos])
     begin, stop = _sentence_bounds(article, first, pos)
-    return Found(article[begin:first].strip(), article[first:pos], article[pos:stop].strip())
+    # the text a `...` skipped is left out of the display too
+    quote = " … ".join(spans)
+    return Found(article[begin:first].strip(), quote, article[pos:stop].strip())
 
 
 def source_path(sc, allow_outside: bool = False) -> Path | None:

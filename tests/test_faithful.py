@@ -55,6 +55,9 @@ def test_a_quote_is_shown_inside_its_sentence():
     found = locate("Close to zero", ARTICLE)
     assert found.before == ""  # the sentence starts with the quote (after "breakthrough?")
     assert found.after == ", for reasons that a scholar explains."
+    # a skip shows as one ellipsis, not as the text it skipped
+    found = locate("The odds of a breakthrough? ... that a scholar explains.", ARTICLE)
+    assert found.quote == "The odds of a breakthrough? … that a scholar explains."
     found = locate("to bargain away", ARTICLE)
     assert found.before == 'The regime "can\'t afford"'
     assert found.after.endswith("for its survival.")
