@@ -208,8 +208,11 @@ def run(
     prep: Prepared,
     out: str | Path = DEFAULT_OUT,
     progress: Callable[[str], None] | None = None,
+    folder_name: str | None = None,
 ) -> RunResult:
     """Fit a prepared scenario and write its report folder atomically.
+
+    The folder is ``out / prep.folder_name`` unless ``folder_name`` says otherwise.
 
     Returns
     -------
@@ -225,7 +228,7 @@ def run(
         result.checks = model_checks(prep, model, result)
     if progress:
         progress("writing the report")
-    folder = Path(out) / prep.folder_name
+    folder = Path(out) / (folder_name or prep.folder_name)
     summary = write_report(prep, result, folder)
     return RunResult(summary, folder, result)
 
@@ -506,8 +509,13 @@ def load_source(
     out: Path,
     allow_outside: bool,
     progress: Callable[[str], None] | None = None,
+    taken: set[str] | None = None,
 ) -> Side:
-    """A scenario file (fitted now, its report written) or a report folder (read, not refit)."""
+    """A scenario file (fitted now, its report written) or a report folder (read, not refit).
+
+    ``taken`` holds the report folders already written by this command: a second scenario
+    file with the same id goes to ``<id>_2`` rather than over the first one's report.
+    """
     import numpy as np
 
     from forecast.errors import ScenarioError
@@ -548,7 +556,13 @@ def load_source(
     prep = prepare(
         arg, overrides, draws=draws, chains=chains, seed=seed, allow_outside=allow_outside
     )
-    result = run(prep, out, progress)
+    name, n = prep.folder_name, 1
+    while taken is not None and name in taken:
+        n += 1
+        name = f"{prep.folder_name}_{n}"
+    if taken is not None:
+        taken.add(name)
+    result = run(prep, out, progress, folder_name=name)
     return Side(
         prep,
         result.summary,
@@ -601,7 +615,7 @@ def compare(
         raise UsageError.one("compare needs at least two scenarios or report folders")
     out = Path(out)
     say = progress or (lambda _m: None)
-    sources = []
+    sources, taken = [], set()
     for arg in args:
         say(f"{arg}: fitting or reading")
         sources.append(
@@ -614,6 +628,7 @@ def compare(
                 out=out,
                 allow_outside=allow_outside,
                 progress=progress,
+                taken=taken,
             )
         )
     seen: dict[str, int] = {}

@@ -1,6 +1,7 @@
 """Testing a view: --set, compare and sensitivity."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import BUNDLED
@@ -70,6 +71,22 @@ def test_compare_with_itself(write_scenario, tmp_path):
     # the same draws on both sides: P(A > B) is one half by symmetry (ties count one half)
     assert result["p_a_greater"] == pytest.approx(0.5, abs=0.01)
     assert {p.name for p in folder.iterdir()} == {"compare.json", "compare.md", "report.html"}
+
+
+def test_two_scenario_files_with_one_id_keep_their_own_reports(write_scenario, tmp_path):
+    """The second is written to <id>_2, not over the first (whose fit A's swaps reuse)."""
+    a = write_scenario(VIEW, name="a.yaml")
+    b = write_scenario(VIEW.replace("holds: likely", "holds: very unlikely"), name="b.yaml")
+    result, _ = api.compare([a, b], out=tmp_path)
+    assert list(result["scenarios"]) == ["test", "test#2"]
+    for label, folder in (("test", "test"), ("test#2", "test_2")):
+        written = json.loads((tmp_path / folder / "summary.json").read_text())
+        assert written["p_success"] == result["scenarios"][label]["p_success"]
+        assert Path(result["scenarios"][label]["report"]) == tmp_path / folder
+    assert (
+        result["scenarios"]["test"]["p_success"]["mean"]
+        != result["scenarios"]["test#2"]["p_success"]["mean"]
+    )
 
 
 def test_one_difference_is_attributed_to_that_path(write_scenario, tmp_path):
