@@ -699,7 +699,7 @@ def compare(
             s.label: {
                 "title": s.summary["title"],
                 "p_success": s.summary["p_success"],
-                "report": str(out / s.prep.folder_name),
+                "report": str(s.folder),  # the folder fitted into, or the one read
             }
             for s in sources
         },
