@@ -4,9 +4,12 @@
 on both bundled scenarios and ``compare`` of their report folders into ``OUT/``, then
 writes ``OUT/manifest.json``: one fingerprint per file, with what legitimately differs
 between two runs taken out (the creation time, the run time, netCDF's own bytes).
-``--against OLD/manifest.json`` compares and exits 1 naming every file that differs.
+``--against OLD/manifest.json`` compares and exits 1 naming every earlier file that
+differs or is missing now (files that are new are listed, not failed). ``--no-run
+--root CHECKOUT`` fingerprints an existing OUT written by another checkout.
 
-Text files are fingerprinted with ``created`` timestamps and ``run time`` blanked;
+Text files are fingerprinted with ``created`` timestamps, ``run time`` and the checkout's
+own path blanked;
 ``posterior.nc`` by its groups' values and attributes (the provenance without
 ``created``), since netCDF bytes hold the write time.
 """
@@ -27,12 +30,13 @@ _CREATED = re.compile(r'("created": ")[^"]*(")|(created )\S+?(\.|<)|(<th>created
 _RUN_TIME = re.compile(r"(<th>run time</th><td>)[^<]*")
 
 
-def _blank(text: str) -> str:
+def _blank(text: str, root: Path) -> str:
     text = _CREATED.sub(lambda m: "".join(g or "" for g in m.groups()), text)
+    text = text.replace(str(root), "<root>")  # the checkout's path, in provenance
     return _RUN_TIME.sub(r"\1", text)
 
 
-def _netcdf(path: Path) -> str:
+def _netcdf(path: Path, root: Path) -> str:
     import numpy as np
     import xarray as xr
 
@@ -44,7 +48,7 @@ def _netcdf(path: Path) -> str:
         if "provenance" in attrs:
             prov = json.loads(attrs["provenance"])
             prov.pop("created", None)
-            attrs["provenance"] = json.dumps(prov, sort_keys=True)
+            attrs["provenance"] = json.dumps(prov, sort_keys=True).replace(str(root), "<root>")
         h.update(json.dumps(attrs, sort_keys=True, default=str).encode())
         for name in sorted(node.ds.variables):
             var = node.ds[name]
@@ -53,11 +57,11 @@ def _netcdf(path: Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint(path: Path) -> str:
+def fingerprint(path: Path, root: Path = ROOT) -> str:
     if path.suffix == ".nc":
-        return _netcdf(path)
+        return _netcdf(path, root)
     if path.suffix in (".json", ".md", ".html", ".yaml", ".csv", ".txt"):
-        return hashlib.sha256(_blank(path.read_text()).encode()).hexdigest()
+        return hashlib.sha256(_blank(path.read_text(), root).encode()).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -80,11 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--against", type=Path, help="an earlier manifest.json to compare with")
     parser.add_argument("--no-run", action="store_true", help="fingerprint OUT as it is")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the checkout that wrote OUT (default this one)"
+    )
     args = parser.parse_args(argv)
     if not args.no_run:
         produce(args.out)
     manifest = {
-        str(p.relative_to(args.out)): fingerprint(p)
+        str(p.relative_to(args.out)): fingerprint(p, args.root)
         for p in sorted(args.out.rglob("*"))
         if p.is_file() and p.name != "manifest.json" and not p.name.startswith(".")
     }
@@ -93,10 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.against is None:
         return 0
     old = json.loads(args.against.read_text())
-    differ = sorted(k for k in old.keys() | manifest.keys() if old.get(k) != manifest.get(k))
+    differ = sorted(k for k in old if old[k] != manifest.get(k))
     for k in differ:
-        print(f"differs: {k}" if k in old and k in manifest else f"only in one: {k}")
-    print("identical" if not differ else f"{len(differ)} of {len(manifest)} files differ")
+        print(f"differs: {k}" if k in manifest else f"missing now: {k}")
+    for k in sorted(manifest.keys() - old.keys()):
+        print(f"new: {k}")
+    print("identical" if not differ else f"{len(differ)} of {len(old)} files differ")
     return 1 if differ else 0
 
 
