@@ -7,169 +7,48 @@ matplotlib) are imported inside the functions that need them.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forecast.beliefs import BetaFits, Prior, fit, scale_ranges
-from forecast.errors import Problem
-from forecast.scenario import Loaded, assumptions, load
+from forecast.engine import VARIANT_DRAWS, BaseFit, Variant, difference, evaluate, try_variant
+from forecast.prepared import (
+    Prepared,
+    Settings,
+    check,
+    fitted_priors,
+    prepare,
+    prepare_raw,
+    settings_for,
+    strength_warnings,
+)
+from forecast.summaries import p_greater
+
+__all__ = [
+    "VARIANT_DRAWS",
+    "BaseFit",
+    "Prepared",
+    "Settings",
+    "Variant",
+    "backtest",
+    "check",
+    "compare",
+    "difference",
+    "evaluate",
+    "fitted_priors",
+    "p_greater",
+    "prepare",
+    "prepare_raw",
+    "run",
+    "sensitivity",
+    "settings_for",
+    "strength_warnings",
+    "try_variant",
+]
 
 DEFAULT_OUT = Path("reports")
-
-
-@dataclass
-class Settings:
-    """Sampling settings after the command line has had its say."""
-
-    draws: int
-    chains: int
-    seed: int
-    changed: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Prepared:
-    """A scenario ready to fit: validated, its data read and its beliefs fitted."""
-
-    loaded: Loaded
-    data: Any  # ReferenceData | None
-    priors: dict[str, Prior]
-    settings: Settings
-    quotes: dict[str, Any] = field(default_factory=dict)  # section → quotes.Found
-
-    @property
-    def id(self) -> str:
-        return self.loaded.spec.id
-
-    @property
-    def folder_name(self) -> str:
-        """``<id>``, or ``<id>+<hash>`` when an option changed the numbers."""
-        changes = list(self.loaded.overrides) + [
-            f"--{k}={v}" for k, v in sorted(self.settings.changed.items())
-        ]
-        if not changes:
-            return self.id
-        digest = hashlib.sha256("\n".join(changes).encode()).hexdigest()[:8]
-        return f"{self.id}+{digest}"
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return self.loaded.warnings
-
-
-def settings_for(
-    loaded: Loaded, draws: int | None, chains: int | None, seed: int | None
-) -> Settings:
-    file = loaded.spec.sampling
-    s = Settings(file.draws, file.chains, file.seed)
-    for name, value in (("draws", draws), ("chains", chains), ("seed", seed)):
-        if value is not None and value != getattr(file, name):
-            setattr(s, name, value)
-            s.changed[name] = value
-    return s
-
-
-def check(path: str | Path, overrides: Sequence[str] = (), allow_outside: bool = False) -> Loaded:
-    """Validate a scenario and its reference data; nothing is fitted or written.
-
-    Raises
-    ------
-    ScenarioError
-        If anything is wrong, with file, line and field.
-    """
-    from forecast.quotes import check_quotes
-
-    loaded = load(path, overrides)
-    check_quotes(loaded, allow_outside)
-    data = None
-    if loaded.spec.reference is not None:
-        from forecast.data import load_reference
-
-        data = load_reference(loaded, allow_outside)
-    loaded.warnings += strength_warnings(loaded, data, fitted_priors(loaded))
-    return loaded
-
-
-def fitted_priors(loaded: Loaded) -> dict[str, Prior]:
-    """Every assumption's belief as the distribution it becomes (PRODUCT §1)."""
-    spec = loaded.spec
-    ranges = scale_ranges(spec.words.model_dump() if spec.words else None)
-    fits = BetaFits()
-    return {a.path: fit(a.belief, ranges, fits) for a in assumptions(spec)}
-
-
-def strength_warnings(loaded: Loaded, data, priors: dict[str, Prior]) -> list[Problem]:
-    """A stage whose base rate outweighs the rounds observed for it: the prior decides."""
-    if data is None:
-        return []
-    from forecast.data import UNKNOWN
-
-    out = []
-    for s, (name, st) in enumerate(loaded.spec.stages.items()):
-        path = f"stages.{name}.base_rate.belief"
-        weight = priors[path].strength
-        if st.column is None or weight is None:
-            continue
-        seen = int((data.y[:, s] != UNKNOWN).sum())
-        if weight > seen:
-            out.append(
-                Problem(
-                    f"the base rate {priors[path]} weighs as much as {weight:.0f} reference rounds, "
-                    f"more than the {seen} observed for this stage: the prior, not the history, "
-                    "sets it (widen it, e.g. {word: W, mass: 0.5}, if the author is less sure)",
-                    loaded.path,
-                    loaded.line_of(("stages", name, "base_rate")),
-                    path,
-                )
-            )
-    return out
-
-
-def prepare(
-    path: str | Path,
-    overrides: Sequence[str] = (),
-    *,
-    draws: int | None = None,
-    chains: int | None = None,
-    seed: int | None = None,
-    allow_outside: bool = False,
-) -> Prepared:
-    """Validate a scenario, read its data and fit its beliefs to distributions."""
-    from forecast.quotes import check_quotes
-
-    loaded = load(path, overrides)
-    quotes = check_quotes(loaded, allow_outside)
-    data = None
-    if loaded.spec.reference is not None:
-        from forecast.data import load_reference
-
-        data = load_reference(loaded, allow_outside)
-        if data.n_rounds == 0:
-            loaded.warnings.append(
-                Problem(
-                    f"no reference round has an outcome known before {loaded.spec.before}: "
-                    "the forecast is the prior",
-                    loaded.path,
-                    loaded.line_of(("reference",)),
-                    "reference",
-                )
-            )
-            data = None
-    priors = fitted_priors(loaded)
-    loaded.warnings += strength_warnings(loaded, data, priors)
-    settings = settings_for(loaded, draws, chains, seed)
-    from forecast.errors import UsageError
-
-    if settings.draws < 100 or settings.chains < 1:
-        raise UsageError.one(
-            "--draws must be at least 100 and --chains at least 1", field="--draws"
-        )
-    return Prepared(loaded, data, priors, settings, quotes)
 
 
 @dataclass
@@ -251,241 +130,6 @@ def model_checks(prep: Prepared, model, result) -> dict[str, Any]:
 
 def summary_json(summaries: list[dict[str, Any]]) -> str:
     return json.dumps(summaries, indent=2, allow_nan=False)
-
-
-# ----------------------------------------------------------------------------- what-ifs
-
-#: Prior draws per what-if: with an effective sample size of a few thousand the Monte
-#: Carlo error of a mean P(success) is well under 0.002.
-VARIANT_DRAWS = 20_000
-
-
-@dataclass
-class Variant:
-    """P(success) of a scenario changed in one place, how it was computed, and its error.
-
-    ``draws`` and ``weights`` (per-draw P(success) and its normalised weights, or None
-    for a refit) let a difference with another variant from the same proposal draws be
-    given a paired Monte Carlo error; ``proposal`` names those draws.
-    """
-
-    p_success: float | None
-    method: str  # "forward" (exact), "reweighted" (PSIS), "refit" (NUTS) or "invalid"
-    pareto_k: float | None = None
-    note: str | None = None
-    recommended: str | None = None  # the option with the highest mean value, if a decision
-    mcse: float | None = None
-    ess: float | None = None
-    proposal: str | None = None  # "prior" | "posterior" | None (refit: independent draws)
-    draws: Any = field(default=None, repr=False)
-    weights: Any = field(default=None, repr=False)
-    r_eff: float = 1.0  # relative efficiency of the proposal draws (MCMC: below 1)
-
-    def as_json(self) -> dict[str, Any]:
-        from forecast.mcse import round_to, sig
-
-        return {
-            "p_success": round_to(self.p_success, self.mcse),
-            "p_success_mcse": sig(self.mcse),
-            "method": self.method,
-            "pareto_k": None if self.pareto_k is None else round(self.pareto_k, 3),
-            "ess": None if self.ess is None else round(self.ess),
-            "recommended": self.recommended,
-            "note": self.note,
-        }
-
-
-def difference(a: Variant, b: Variant) -> tuple[float | None, float | None]:
-    """b − a in P(success) and its Monte Carlo error: paired where both were reweighted
-    from the same proposal draws (the shared draws cancel most of the noise), otherwise
-    the two errors combined as independent."""
-    from forecast.mcse import combined, paired_mcse
-
-    if a.p_success is None or b.p_success is None:
-        return None, None
-    delta = b.p_success - a.p_success
-    same_draws = (
-        a.proposal is not None
-        and a.proposal == b.proposal
-        and a.draws is not None
-        and b.draws is not None
-        and len(a.draws) == len(b.draws)
-    )
-    if same_draws:
-        r_eff = min(a.r_eff, b.r_eff)
-        return delta, paired_mcse(b.draws, a.draws, b.weights, a.weights) / math.sqrt(r_eff)
-    return delta, combined(a.mcse, b.mcse)
-
-
-def prepare_raw(raw: dict[str, Any], like: Prepared, allow_outside: bool = False) -> Prepared:
-    """A changed copy of a prepared scenario (its paths stay relative to the same file)."""
-    from forecast.scenario import from_raw
-
-    loaded = from_raw(raw, like.loaded.path)
-    data = None
-    if loaded.spec.reference is not None:
-        from forecast.data import load_reference
-
-        data = load_reference(loaded, allow_outside)
-        data = data if data.n_rounds else None
-    return Prepared(loaded, data, fitted_priors(loaded), like.settings, like.quotes)
-
-
-@dataclass
-class BaseFit:
-    """A fitted scenario whose posterior draws can serve as a proposal for its variants."""
-
-    prep: Prepared
-    posterior: Any  # xarray.Dataset
-    learned: list[str]
-    log_q: Any  # numpy (draw,): log prior + log likelihood of the learned draws
-    r_eff: float = 1.0  # relative efficiency of the posterior's P(success) draws
-
-    @classmethod
-    def from_report(cls, prep: Prepared, folder: Path) -> BaseFit | None:
-        """The report's posterior, or None for a prior-only report."""
-        import xarray as xr
-
-        path = folder / "posterior.nc"
-        if prep.data is None or not path.is_file():
-            return None
-        tree = xr.open_datatree(path, engine="h5netcdf")
-        if "posterior" not in tree.children:
-            return None
-        from forecast.fit import _vectorised_draws, data_dependent, flat_draws
-        from forecast.mcse import relative_efficiency
-        from forecast.model import build_model
-
-        posterior = tree["posterior"].to_dataset()
-        model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
-        learned = data_dependent(model)
-        draws = flat_draws(posterior, learned)
-        n = posterior.sizes["chain"] * posterior.sizes["draw"]
-        # the whole data likelihood at the posterior draws (outcomes and recorded factor
-        # values), from the model itself: one definition for the fit and the weights
-        (loglik,) = _vectorised_draws(model, [], n, prep.settings.seed, True, given=draws)
-        r_eff = relative_efficiency(posterior["p_success"].transpose("chain", "draw").values)
-        return cls(prep, posterior, learned, loglik + log_prior(prep, draws), r_eff)
-
-    def draws(self) -> dict[str, Any]:
-        from forecast.fit import flat_draws
-
-        return flat_draws(self.posterior, self.learned)
-
-
-def log_prior(prep: Prepared, draws: dict[str, Any]):
-    """Joint log prior density of the given draws under ``prep``'s beliefs (per draw)."""
-    import numpy as np
-    from scipy import stats
-
-    total = 0.0
-    for name, x in draws.items():
-        if name in prep.priors:
-            lp = prep.priors[name].logpdf(x)
-        elif name == "group_scale":
-            lp = stats.halfnorm.logpdf(x, scale=prep.loaded.spec.reference.pooling_scale)
-        else:  # group_offset: Normal(0, 1) whatever the scenario says
-            lp = stats.norm.logpdf(x)
-        total = total + np.asarray(lp).reshape(len(x), -1).sum(axis=1)
-    return total
-
-
-def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = None) -> Variant:
-    """P(success) (and the recommended option) of a prepared scenario, as cheaply as is reliable.
-
-    Without data, exact forward sampling. With data, importance sampling (PSIS) from the
-    base scenario's posterior when the variant shares every variable the data bear on,
-    or from the variant's prior, whichever gives the smaller Pareto k; where the weights
-    fail the trust rule of PRODUCT §2 (k ≥ min(1 − 1/log10 S, 0.7) or ESS < 400) the
-    scenario is refitted with NUTS.
-    """
-    import numpy as np
-
-    from forecast.fit import importance, run_fit
-    from forecast.mcse import mcse_mean
-    from forecast.model import build_model
-
-    seed = prep.settings.seed if seed is None else seed
-    spec = prep.loaded.spec
-    options = list(spec.decision.options) if spec.decision is not None else None
-
-    def best(values) -> str | None:
-        return None if options is None or values is None else options[int(np.argmax(values))]
-
-    def variant(r, method: str, proposal: str) -> Variant:
-        return Variant(
-            r.p_success,
-            method,
-            None if method == "forward" else r.pareto_k,
-            recommended=best(r.means.get("option_value")),
-            mcse=r.p_success_mcse,
-            ess=r.ess,
-            proposal=proposal,
-            draws=r.draws["p_success"],
-            weights=r.weights,
-            r_eff=r.r_eff,
-        )
-
-    model = build_model(spec, prep.priors, prep.data, prep.settings.seed)
-    if prep.data is None:
-        return variant(importance(model, VARIANT_DRAWS, seed), "forward", "prior")
-    candidates = []
-    if base is not None and _shares_learned(model, base):
-        draws = base.draws()
-        r = importance(
-            model,
-            len(base.log_q),
-            seed,
-            log_q=base.log_q,
-            given=draws,
-            log_prior_target=log_prior(prep, draws),
-            r_eff=base.r_eff,
-        )
-        candidates.append(("posterior", r))
-    if not candidates or not candidates[0][1].reliable:
-        candidates.append(("prior", importance(model, VARIANT_DRAWS, seed)))
-    proposal, r = min(candidates, key=lambda c: (not c[1].reliable, c[1].pareto_k))
-    if r.reliable:
-        return variant(r, "reweighted", proposal)
-    fitted = run_fit(
-        model, has_data=True, draws=prep.settings.draws, chains=prep.settings.chains, seed=seed
-    )
-    post = fitted.tree["posterior"]
-    values = post["option_value"].mean(("chain", "draw")).values if options else None
-    return Variant(
-        float(post["p_success"].mean()),
-        "refit",
-        r.pareto_k,
-        recommended=best(values),
-        mcse=mcse_mean(post["p_success"]),
-        note=f"best reweighting: k = {r.pareto_k:.2f}, ESS {r.ess:.0f}",
-    )
-
-
-def _shares_learned(model, base: BaseFit) -> bool:
-    """Whether every variable the data bear on in the base is a same-shaped free variable here."""
-    free = {rv.name: rv for rv in model.free_RVs}
-    for name in base.learned:
-        if name not in free:
-            return False
-        shape = tuple(base.posterior[name].shape[2:])
-        if tuple(free[name].type.shape) != shape and any(
-            d is not None for d in free[name].type.shape
-        ):
-            return False
-    return True
-
-
-def _try_variant(
-    raw: dict[str, Any], like: Prepared, seed: int, allow_outside: bool, base: BaseFit | None = None
-) -> Variant:
-    from forecast.errors import ScenarioError
-
-    try:
-        prep = prepare_raw(raw, like, allow_outside)
-    except ScenarioError as e:
-        return Variant(None, "invalid", note="; ".join(p.message for p in e.problems))
-    return evaluate(prep, seed, base)
 
 
 @dataclass
@@ -571,27 +215,6 @@ def load_source(
     )
 
 
-def p_greater(a, b) -> tuple[float, float]:
-    """P(A > B) over all pairs of draws, ties counted as one half, and its Monte Carlo error.
-
-    The estimate is a two-sample U-statistic; its variance is Var(G(a))/n_a + Var(H(b))/n_b
-    with G(a) = P(B < a) and H(b) = P(A > b) (draws treated as independent).
-    """
-    import numpy as np
-
-    a, b = np.asarray(a), np.asarray(b)
-
-    def share_below(sorted_x, y):  # per y: P(X < y), ties one half
-        lo = np.searchsorted(sorted_x, y, side="left")
-        hi = np.searchsorted(sorted_x, y, side="right")
-        return (lo + 0.5 * (hi - lo)) / len(sorted_x)
-
-    g = share_below(np.sort(b), a)  # P(B < a_i)
-    h = 1 - share_below(np.sort(a), b)  # P(A > b_j)
-    error = math.sqrt(g.var(ddof=1) / len(a) + h.var(ddof=1) / len(b))
-    return float(g.mean()), error
-
-
 def compare(
     args: Sequence[str | Path],
     overrides: Sequence[str] = (),
@@ -645,7 +268,7 @@ def compare(
         rows = []
         for i, d in enumerate(diffs, 1):
             say(f"attribution {i}/{len(diffs)}: {d.path}")
-            v = _try_variant(
+            v = try_variant(
                 swap(a.prep.loaded, b.prep.loaded, d.path),
                 a.prep,
                 a.prep.settings.seed,
@@ -787,7 +410,7 @@ def sensitivity(
             for p in parents:
                 node = node[p]
             node[last] = prior.centred_at(float(value)).as_yaml()
-            v = ends[end] = _try_variant(raw, prep, prep.settings.seed, allow_outside, base_fit)
+            v = ends[end] = try_variant(raw, prep, prep.settings.seed, allow_outside, base_fit)
             row[end] = round(float(value), 4)
             row[f"p_success_{end}"] = round_to(v.p_success, v.mcse)
             row[f"p_success_{end}_mcse"] = sig(v.mcse)

@@ -97,17 +97,13 @@ class Prior:
         name = {"beta": "Beta", "lognormal": "LogNormal", "normal": "Normal"}[self.family]
         return f"{name}(" + ", ".join(f"{p:.3g}" for p in self.params) + ")"
 
+    def dist(self):
+        """The belief as a frozen ``scipy.stats`` distribution (see :data:`FAMILIES`)."""
+        return FAMILIES[self.family].scipy(*self.params)
+
     def ppf(self, q: float) -> float:
         """Quantile ``q`` of the prior (the value itself for a constant)."""
-        if self.is_constant:
-            return self.params[0]
-        if self.family == "normal":
-            return NormalDist(*self.params).inv_cdf(q)
-        if self.family == "lognormal":
-            return math.exp(NormalDist(*self.params).inv_cdf(q))
-        from scipy import stats  # only when a Beta quantile is asked for
-
-        return float(stats.beta.ppf(q, *self.params))
+        return self.params[0] if self.is_constant else float(self.dist().ppf(q))
 
     def centred_at(self, value: float) -> Prior:
         """The same belief moved so that it centres on ``value``, its spread kept.
@@ -124,26 +120,43 @@ class Prior:
         kappa = self.params[0] + self.params[1]
         return Prior("beta", (value * kappa, (1 - value) * kappa))
 
-    def logpdf(self, x):
-        """Log density at ``x`` (an array), for importance weights."""
-        from scipy import stats
-
-        if self.family == "beta":
-            return stats.beta.logpdf(x, *self.params)
-        if self.family == "lognormal":
-            return stats.lognorm.logpdf(x, s=self.params[1], scale=math.exp(self.params[0]))
-        return stats.norm.logpdf(x, *self.params)
-
     def mean(self) -> float:
-        if self.is_constant:
-            return self.params[0]
-        if self.family == "beta":
-            a, b = self.params
-            return a / (a + b)
-        if self.family == "lognormal":
-            mu, sigma = self.params
-            return math.exp(mu + sigma**2 / 2)
-        return self.params[0]
+        return self.params[0] if self.is_constant else float(self.dist().mean())
+
+
+@dataclass(frozen=True)
+class Family:
+    """One distribution family, named once for every library that needs it.
+
+    ``scipy`` gives quantiles, means and exact intervals (sensitivity ends, summaries);
+    ``pymc`` and ``pymc_params`` build the model's variable. The log prior that importance
+    reweighting uses is the model's own (:func:`forecast.engine.log_prior`), so it cannot
+    drift from what was fitted; tests/test_model.py checks both against PyMC.
+    """
+
+    pymc: str
+    pymc_params: tuple[str, str]
+    scipy: Any  # (p1, p2) -> a frozen scipy.stats distribution
+
+
+def _scipy(name: str):
+    def frozen(a: float, b: float):
+        from scipy import stats  # only when a quantile or an exact interval is asked for
+
+        if name == "beta":
+            return stats.beta(a, b)
+        if name == "lognormal":
+            return stats.lognorm(s=b, scale=math.exp(a))
+        return stats.norm(a, b)
+
+    return frozen
+
+
+FAMILIES: dict[str, Family] = {
+    "beta": Family("Beta", ("alpha", "beta"), _scipy("beta")),
+    "lognormal": Family("LogNormal", ("mu", "sigma"), _scipy("lognormal")),
+    "normal": Family("Normal", ("mu", "sigma"), _scipy("normal")),
+}
 
 
 # ----------------------------------------------------------------------------- parsing

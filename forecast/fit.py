@@ -403,8 +403,6 @@ def log_prior_group(model, posterior):
     variable falls back to PyMC's own function.
     """
     import pymc as pm
-    import pytensor
-    import pytensor.tensor as pt
     import xarray as xr
     from pytensor.graph.traversal import ancestors
 
@@ -414,15 +412,29 @@ def log_prior_group(model, posterior):
         tree = xr.DataTree.from_dict({"posterior": posterior})
         pm.stats.compute_log_prior(tree, model=model, progressbar=False, backend="jax")
         return tree["log_prior"].to_dataset()
-    values = [posterior[rv.name] for rv in free]
-    outputs = [pm.logp(rv, pt.constant(v.values)) for rv, v in zip(free, values, strict=True)]
-    densities = pytensor.function([], outputs, mode=forward_mode())()
+    densities = prior_densities(model, {rv.name: posterior[rv.name].values for rv in free})
     return xr.Dataset(
         {
-            rv.name: v.copy(data=np.broadcast_to(d, v.shape))
-            for rv, v, d in zip(free, values, densities, strict=True)
+            name: posterior[name].copy(data=np.broadcast_to(d, posterior[name].shape))
+            for name, d in densities.items()
         }
     )
+
+
+def prior_densities(model, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """PyMC's prior log-density of each named free variable at the given values.
+
+    Elementwise (each prior of a forecast model has fixed parameters), so any leading
+    batch dimensions of the values pass through; one NumPy-mode function for all.
+    """
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+
+    free = [rv for rv in model.free_RVs if rv.name in values]
+    outputs = [pm.logp(rv, pt.constant(np.asarray(values[rv.name]))) for rv in free]
+    densities = pytensor.function([], outputs, mode=forward_mode())() if outputs else []
+    return {rv.name: np.asarray(d) for rv, d in zip(free, densities, strict=True)}
 
 
 def round_loglik(model):

@@ -20,7 +20,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from forecast.beliefs import Prior
+from forecast.beliefs import FAMILIES, Prior
 from forecast.data import UNKNOWN, ReferenceData
 from forecast.scenario import MAX_EXACT_FACTORS, Scenario
 
@@ -74,11 +74,9 @@ def _variable(name: str, prior: Prior, dims=None):
     """One free variable for a belief, or a constant."""
     if prior.is_constant:
         return pt.constant(prior.params[0], dtype="float64")
-    if prior.family == "beta":
-        return pm.Beta(name, alpha=prior.params[0], beta=prior.params[1], dims=dims)
-    if prior.family == "lognormal":
-        return pm.LogNormal(name, mu=prior.params[0], sigma=prior.params[1], dims=dims)
-    return pm.Normal(name, mu=prior.params[0], sigma=prior.params[1], dims=dims)
+    family = FAMILIES[prior.family]
+    params = dict(zip(family.pymc_params, prior.params, strict=True))
+    return getattr(pm, family.pymc)(name, **params, dims=dims)
 
 
 def _softplus(x):

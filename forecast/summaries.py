@@ -56,13 +56,9 @@ def exact_stats(prior) -> dict[str, Any]:
     """Mean, median and 90% HDI of a fitted belief itself, exactly (no draws, MCSE 0)."""
     if prior.is_constant:
         return constant_stats(prior.params[0])
-    from scipy import optimize, stats
+    from scipy import optimize
 
-    dist = {
-        "beta": lambda a, b: stats.beta(a, b),
-        "lognormal": lambda mu, sigma: stats.lognorm(s=sigma, scale=math.exp(mu)),
-        "normal": lambda mu, sigma: stats.norm(mu, sigma),
-    }[prior.family](*prior.params)
+    dist = prior.dist()
     tail = 1 - HDI_PROB  # the HDI is the narrowest interval holding HDI_PROB of the mass
     t = optimize.minimize_scalar(
         lambda t: dist.ppf(t + HDI_PROB) - dist.ppf(t),
@@ -76,3 +72,24 @@ def exact_stats(prior) -> dict[str, Any]:
         "median": _r(dist.median()),
         "hdi_90": [_r(dist.ppf(t)), _r(dist.ppf(t + HDI_PROB))],
     }
+
+
+def p_greater(a, b) -> tuple[float, float]:
+    """P(A > B) over all pairs of draws, ties counted as one half, and its Monte Carlo error.
+
+    The estimate is a two-sample U-statistic; its variance is Var(G(a))/n_a + Var(H(b))/n_b
+    with G(a) = P(B < a) and H(b) = P(A > b) (draws treated as independent).
+    """
+    import numpy as np
+
+    a, b = np.asarray(a), np.asarray(b)
+
+    def share_below(sorted_x, y):  # per y: P(X < y), ties one half
+        lo = np.searchsorted(sorted_x, y, side="left")
+        hi = np.searchsorted(sorted_x, y, side="right")
+        return (lo + 0.5 * (hi - lo)) / len(sorted_x)
+
+    g = share_below(np.sort(b), a)  # P(B < a_i)
+    h = 1 - share_below(np.sort(a), b)  # P(A > b_j)
+    error = math.sqrt(g.var(ddof=1) / len(a) + h.var(ddof=1) / len(b))
+    return float(g.mean()), error

@@ -405,6 +405,13 @@ def test_pointwise_densities_equal_pymcs(write_scenario):
             column: agreement
           implementation: {base_rate: {belief: likely}, column: implemented}
         reference: {data: rounds.csv, group: track}
+        decision:
+          question: Talk?
+          value_scale: -100 .. 100
+          value_of_success: {between: [50, 90]}
+          options:
+            talk: {p_success: model}
+            no_talks: {p_success: 0}
         """.replace("even odds", "roughly even chance"),
         csv=csv,
     )
@@ -422,6 +429,16 @@ def test_pointwise_densities_equal_pymcs(write_scenario):
     for name in names:
         np.testing.assert_allclose(ours[name].values, tree["log_prior"][name].values, rtol=1e-9)
     assert p_pass.shape == (100, 5, 2) and ((p_pass > 0) & (p_pass < 1)).all()
+    # the joint log prior importance reweighting uses, per draw, is PyMC's too: every
+    # family here (Beta beliefs, LogNormal odds ratios, a Normal value, the HalfNormal
+    # group scale and Normal offsets of the pooling)
+    from forecast.engine import log_prior
+    from forecast.fit import flat_draws
+
+    families = {type(rv.owner.op).__name__ for rv in model.free_RVs}
+    assert {"BetaRV", "LogNormalRV", "NormalRV", "HalfNormalRV"} <= families, families
+    joint = sum(tree["log_prior"][n].values.reshape(100, -1).sum(axis=1) for n in names)
+    np.testing.assert_allclose(log_prior(model, flat_draws(draws, names)), joint, rtol=1e-9)
 
 
 def test_stages_without_a_column_get_no_group_spread(write_scenario):
