@@ -24,6 +24,7 @@ from forecast.prepared import (
     settings_for,
     strength_warnings,
 )
+from forecast.records import SCHEMA
 from forecast.summaries import p_greater
 
 __all__ = [
@@ -317,7 +318,7 @@ def compare(
             }
         )
     result = {
-        "schema": 1,
+        "schema": SCHEMA,
         "scenarios": {
             s.label: {
                 "title": s.summary["title"],
@@ -426,7 +427,7 @@ def sensitivity(
         learned = base_fit.learned if base_fit is not None else []
         psense = power_scaling(folder / "posterior.nc", [p for p, _ in beliefs], learned)
     result = {
-        "schema": 1,
+        "schema": SCHEMA,
         "id": prep.id,
         "p_success_base": round_to(base.p_success, base.mcse),
         "p_success_base_mcse": sig(base.mcse),
@@ -586,7 +587,7 @@ def backtest(
         return bt.refit_round(prep.loaded.spec, prep.priors, prep.data, t, known, prep.settings)
 
     result = {
-        "schema": 1,
+        "schema": SCHEMA,
         "id": prep.id,
         **bt.forecasts(model, prep.data, prep.loaded.spec, prep.settings.seed, posterior, refit),
     }

@@ -26,6 +26,7 @@ import numpy as np
 
 from forecast import mcse as mc
 from forecast.data import UNKNOWN
+from forecast.records import BacktestRow
 
 DRAWS = 40_000
 PATHWAY = "pathway"
@@ -479,24 +480,24 @@ def _row(r: dict) -> dict[str, Any]:
     """A round as backtest.json writes it, each figure rounded to what its error supports."""
     scenario, prior = r["scenario"], r["priors_only"]
     latest = r["latest_known"]
-    return {
-        "round_id": r["round_id"],
-        "date": r["date"],
-        "group": r["group"],
-        "outcome": r["outcome"],
-        "p": mc.round_to(scenario.p, scenario.mcse),
-        "p_mcse": mc.sig(scenario.mcse),
-        "proposal": r["proposal"],
-        "pareto_k": round(r["pareto_k"], 3),
-        "ess": round(r["ess"], 1),
-        "reliable": r["reliable"],
-        "rounds_known": r["rounds_known"],
-        "latest_known": None if latest is None else latest.isoformat(),
-        "p_running_base_rate": round(r["running_base_rate"], 4),
-        "base_rate_rounds": r["base_rate_rounds"],
-        "p_priors_only": mc.round_to(prior.p, prior.mcse),
-        "p_priors_only_mcse": mc.sig(prior.mcse),
-    }
+    return BacktestRow(
+        round_id=r["round_id"],
+        date=r["date"],
+        group=r["group"],
+        outcome=r["outcome"],
+        p=mc.round_to(scenario.p, scenario.mcse),
+        p_mcse=mc.sig(scenario.mcse),
+        proposal=r["proposal"],
+        pareto_k=round(r["pareto_k"], 3),
+        ess=round(r["ess"], 1),
+        reliable=r["reliable"],
+        rounds_known=r["rounds_known"],
+        latest_known=None if latest is None else latest.isoformat(),
+        p_running_base_rate=round(r["running_base_rate"], 4),
+        base_rate_rounds=r["base_rate_rounds"],
+        p_priors_only=mc.round_to(prior.p, prior.mcse),
+        p_priors_only_mcse=mc.sig(prior.mcse),
+    ).as_json()
 
 
 def hindsight(spec, dates: list[dt.date]) -> str:
