@@ -130,11 +130,11 @@ class RoundTerms:
 
 
 def _round_terms(model, data, n_stages: int, n: int, seed: int, given=None, chains: int = 1):
-    from forecast.fit import _vectorised_draws
+    from forecast.fit import vectorised_draws
 
     prefix, factors, reach = loglik_terms(model, data.y, n_stages)
     extra = prefix + reach + ([] if factors is None else [factors])
-    values = _vectorised_draws(model, [], n, seed, given=given, extra=extra)
+    values = vectorised_draws(model, [], n, seed, given=given, extra=extra)
     zero = np.zeros((n, data.n_rounds))
     return RoundTerms(
         prefix=[zero, *values[:n_stages]],

@@ -106,7 +106,7 @@ class BaseFit:
         tree = xr.open_datatree(path, engine="h5netcdf")
         if "posterior" not in tree.children:
             return None
-        from forecast.fit import _vectorised_draws, data_dependent, flat_draws
+        from forecast.fit import vectorised_draws, data_dependent, flat_draws
         from forecast.mcse import relative_efficiency
         from forecast.model import build_model
 
@@ -117,7 +117,7 @@ class BaseFit:
         n = posterior.sizes["chain"] * posterior.sizes["draw"]
         # the whole data likelihood at the posterior draws (outcomes and recorded factor
         # values), from the model itself: one definition for the fit and the weights
-        (loglik,) = _vectorised_draws(model, [], n, prep.settings.seed, True, given=draws)
+        (loglik,) = vectorised_draws(model, [], n, prep.settings.seed, True, given=draws)
         r_eff = relative_efficiency(posterior["p_success"].transpose("chain", "draw").values)
         return cls(prep, posterior, learned, loglik + log_prior(model, draws), r_eff)
 

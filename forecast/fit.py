@@ -107,7 +107,7 @@ def _cells_per_draw(outputs) -> int:
     return max(sizes, default=1)
 
 
-def _vectorised_draws(
+def vectorised_draws(
     model,
     names: list[str],
     n: int,
@@ -193,7 +193,7 @@ def forward_sample(model, draws: int, chains: int, seed: int):
     import xarray as xr
 
     names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
-    values = _vectorised_draws(model, names, draws * chains, seed)
+    values = vectorised_draws(model, names, draws * chains, seed)
     coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
     return xr.Dataset(coords=coords).assign(_as_draws(model, names, values, chains, draws))
 
@@ -497,7 +497,7 @@ def exact_unlearned(model, tree, learned: list[str], seed: int) -> None:
     given = flat_draws(post, learned)
     names = [rv.name for rv in model.free_RVs if rv.name not in given]
     names += [v.name for v in model.deterministics]
-    values = _vectorised_draws(model, names, chains * draws, seed, given=given)
+    values = vectorised_draws(model, names, chains * draws, seed, given=given)
     tree["posterior"] = xr.DataTree(post.assign(_as_draws(model, names, values, chains, draws)))
 
 
@@ -552,7 +552,7 @@ def pointwise(model, posterior, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         value = np.full((n_rounds, n_stages), -1, dtype="int64")
         value[:, : s + 1] = 1
         extra.append(pm.logp(rv, value))
-    loglik, *values = _vectorised_draws(model, [], n, seed, given=given, extra=extra)
+    loglik, *values = vectorised_draws(model, [], n, seed, given=given, extra=extra)
     log_reach = np.stack(values, axis=-1)  # (draw, round, stage): log P(pass stages <= s)
     previous = np.concatenate([np.zeros_like(log_reach[..., :1]), log_reach[..., :-1]], axis=-1)
     return loglik, np.exp(log_reach - previous)
@@ -581,7 +581,7 @@ def importance(
 
     names = ["p_success"] + (["option_value"] if "option_value" in model.named_vars else [])
     has_data = bool(model.observed_RVs)
-    values = _vectorised_draws(model, names, n, seed, with_loglik=has_data, given=given)
+    values = vectorised_draws(model, names, n, seed, with_loglik=has_data, given=given)
     draws = dict(zip(names, values[: len(names)], strict=True))
     log_ratio = log_prior_target - log_q + (values[-1] if has_data else np.zeros(n))
     w, k = psis_weights(np.broadcast_to(log_ratio, (n,)))
