@@ -106,7 +106,7 @@ class BaseFit:
         tree = xr.open_datatree(path, engine="h5netcdf")
         if "posterior" not in tree.children:
             return None
-        from forecast.fit import vectorised_draws, data_dependent, flat_draws
+        from forecast.fit import data_dependent, flat_draws, vectorised_draws
         from forecast.mcse import relative_efficiency
         from forecast.model import build_model
 
