@@ -231,9 +231,8 @@ def compare(
 
     Returns the ``compare.json`` dictionary and the folder it was written to.
     """
-    from forecast.compare import differences, swap
     from forecast.errors import UsageError
-    from forecast.mcse import round_to, sig
+    from forecast.report.compare import write_compare
 
     if len(args) < 2:
         raise UsageError.one("compare needs at least two scenarios or report folders")
@@ -255,68 +254,8 @@ def compare(
                 taken=taken,
             )
         )
-    seen: dict[str, int] = {}
-    for s in sources:
-        seen[s.prep.id] = seen.get(s.prep.id, 0) + 1
-        s.label = s.prep.id if seen[s.prep.id] == 1 else f"{s.prep.id}#{seen[s.prep.id]}"
-    a = sources[0]
-    pairs = []
-    for b in sources[1:]:
-        diffs = differences(a.prep.loaded, a.prep.priors, b.prep.loaded, b.prep.priors)
-        say(f"{a.label} vs {b.label}: {len(diffs)} differences")
-        base_fit = BaseFit.from_report(a.prep, a.folder) if diffs else None
-        base = evaluate(a.prep, base=base_fit) if diffs else None
-        rows = []
-        for i, d in enumerate(diffs, 1):
-            say(f"attribution {i}/{len(diffs)}: {d.path}")
-            v = try_variant(
-                swap(a.prep.loaded, b.prep.loaded, d.path),
-                a.prep,
-                a.prep.settings.seed,
-                allow_outside,
-                base_fit,
-            )
-            delta, delta_mcse = difference(base, v)
-            row = {
-                "path": d.path,
-                "p_success_a": round_to(base.p_success, base.mcse),
-                "p_success_swapped": round_to(v.p_success, v.mcse),
-                "delta": round_to(delta, delta_mcse),
-                "delta_mcse": sig(delta_mcse),
-                **{
-                    k: val
-                    for k, val in v.as_json().items()
-                    if k not in ("p_success", "recommended")
-                },
-            }
-            if base.recommended is not None or v.recommended is not None:
-                row["recommended_swapped"] = v.recommended
-                # a flip changes A's own recommendation; a decision that only B has,
-                # swapped in whole, gives A a recommendation it did not have: no flip
-                row["flips_recommendation"] = (
-                    base.recommended is not None
-                    and v.recommended is not None
-                    and v.recommended != base.recommended
-                )
-            rows.append(row)
-        rows.sort(key=lambda r: -abs(r["delta"] or 0))
-        greater, greater_mcse = p_greater(a.p_success, b.p_success)
-        pairs.append(
-            {
-                "a": a.label,
-                "b": b.label,
-                "p_a_greater": round_to(greater, greater_mcse),
-                "p_a_greater_mcse": sig(greater_mcse),
-                "differences": [d.as_json() for d in diffs],
-                "attribution": rows,
-                "attribution_base": None if base is None else base.as_json(),
-                "recommendations": {
-                    side.label: (side.summary.get("decision") or {}).get("recommended")
-                    for side in (a, b)
-                },
-                "flips": [r["path"] for r in rows if r.get("flips_recommendation")],
-            }
-        )
+    _label(sources)
+    pairs = [compare_pair(sources[0], b, allow_outside, say) for b in sources[1:]]
     result = {
         "schema": SCHEMA,
         "scenarios": {
@@ -331,18 +270,86 @@ def compare(
             k: pairs[0][k]
             for k in ("p_a_greater", "p_a_greater_mcse", "differences", "attribution")
         },
-        "attribution_method": "each differing assumption of B swapped into A alone; P(success) by "
-        "PSIS reweighting of A's posterior draws (or of prior draws weighted by the likelihood), "
-        "exact forward sampling without data, NUTS refit where the weights fail the trust rule "
-        "(Pareto k ≥ min(1 − 1/log10 S, 0.7) or ESS < 400); delta_mcse is the paired Monte Carlo "
-        "error where both sides reweight the same draws, else the two errors combined",
+        "attribution_method": ATTRIBUTION_METHOD,
         "pairs": pairs,
     }
-    from forecast.report.compare import write_compare
-
     folder = out / ("compare-" + "-vs-".join(s.label.replace("#", "_") for s in sources))
     write_compare(result, sources, folder)
     return result, folder
+
+
+ATTRIBUTION_METHOD = (
+    "each differing assumption of B swapped into A alone; P(success) by "
+    "PSIS reweighting of A's posterior draws (or of prior draws weighted by the likelihood), "
+    "exact forward sampling without data, NUTS refit where the weights fail the trust rule "
+    "(Pareto k ≥ min(1 − 1/log10 S, 0.7) or ESS < 400); delta_mcse is the paired Monte Carlo "
+    "error where both sides reweight the same draws, else the two errors combined"
+)
+
+
+def _label(sources: list[Side]) -> None:
+    """Equal ids are told apart as ``<id>``, ``<id>#2``, ... (PRODUCT §4)."""
+    seen: dict[str, int] = {}
+    for s in sources:
+        seen[s.prep.id] = seen.get(s.prep.id, 0) + 1
+        s.label = s.prep.id if seen[s.prep.id] == 1 else f"{s.prep.id}#{seen[s.prep.id]}"
+
+
+def compare_pair(a: Side, b: Side, allow_outside: bool, say) -> dict[str, Any]:
+    """A against B: the differences, each swapped into A alone, and P(A > B)."""
+    from forecast.compare import differences, swap
+    from forecast.mcse import round_to, sig
+
+    diffs = differences(a.prep.loaded, a.prep.priors, b.prep.loaded, b.prep.priors)
+    say(f"{a.label} vs {b.label}: {len(diffs)} differences")
+    base_fit = BaseFit.from_report(a.prep, a.folder) if diffs else None
+    base = evaluate(a.prep, base=base_fit) if diffs else None
+    rows = []
+    for i, d in enumerate(diffs, 1):
+        say(f"attribution {i}/{len(diffs)}: {d.path}")
+        raw = swap(a.prep.loaded, b.prep.loaded, d.path)
+        v = try_variant(raw, a.prep, a.prep.settings.seed, allow_outside, base_fit)
+        rows.append(attribution_row(d.path, base, v))
+    rows.sort(key=lambda r: -abs(r["delta"] or 0))
+    greater, greater_mcse = p_greater(a.p_success, b.p_success)
+    return {
+        "a": a.label,
+        "b": b.label,
+        "p_a_greater": round_to(greater, greater_mcse),
+        "p_a_greater_mcse": sig(greater_mcse),
+        "differences": [d.as_json() for d in diffs],
+        "attribution": rows,
+        "attribution_base": None if base is None else base.as_json(),
+        "recommendations": {
+            side.label: (side.summary.get("decision") or {}).get("recommended") for side in (a, b)
+        },
+        "flips": [r["path"] for r in rows if r.get("flips_recommendation")],
+    }
+
+
+def attribution_row(path: str, base: Variant, v: Variant) -> dict[str, Any]:
+    """How far one swap moves A's P(success), with its paired Monte Carlo error."""
+    from forecast.mcse import round_to, sig
+
+    delta, delta_mcse = difference(base, v)
+    row = {
+        "path": path,
+        "p_success_a": round_to(base.p_success, base.mcse),
+        "p_success_swapped": round_to(v.p_success, v.mcse),
+        "delta": round_to(delta, delta_mcse),
+        "delta_mcse": sig(delta_mcse),
+        **{k: val for k, val in v.as_json().items() if k not in ("p_success", "recommended")},
+    }
+    if base.recommended is not None or v.recommended is not None:
+        row["recommended_swapped"] = v.recommended
+        # a flip changes A's own recommendation; a decision that only B has, swapped in
+        # whole, gives A a recommendation it did not have: no flip
+        row["flips_recommendation"] = (
+            base.recommended is not None
+            and v.recommended is not None
+            and v.recommended != base.recommended
+        )
+    return row
 
 
 def _ensure_report(prep: Prepared, out: str | Path, progress=None) -> Path:
@@ -380,46 +387,23 @@ def sensitivity(
     ``sensitivity.json``, the figures and a section of ``report.html``; a missing
     report is fitted first.
     """
-    import copy
-
     from forecast.mcse import round_to, sig
+    from forecast.report.sensitivity import write_sensitivity
 
     say = progress or (lambda _m: None)
     prep, folder = _with_report(path, overrides, draws, chains, seed, out, allow_outside, progress)
     base_fit = BaseFit.from_report(prep, folder)
     base = evaluate(prep, base=base_fit)
-    rows = []
     # a decision's beliefs (values, consequences) cannot move P(success): leave them out
     beliefs = [
         (p, pr)
         for p, pr in prep.priors.items()
         if not pr.is_constant and not p.startswith("decision.")
     ]
+    rows = []
     for i, (belief_path, prior) in enumerate(beliefs, 1):
         say(f"tornado {i}/{len(beliefs)}: {belief_path}")
-        row: dict[str, Any] = {
-            "path": belief_path,
-            "distribution": str(prior),
-            "moved": MOVED[prior.family],
-        }
-        ends = {}
-        for end, q in (("low", 0.05), ("high", 0.95)):
-            value = prior.ppf(q)
-            raw = copy.deepcopy(prep.loaded.raw)
-            node = raw
-            *parents, last = belief_path.split(".")
-            for p in parents:
-                node = node[p]
-            node[last] = prior.centred_at(float(value)).as_yaml()
-            v = ends[end] = try_variant(raw, prep, prep.settings.seed, allow_outside, base_fit)
-            row[end] = round(float(value), 4)
-            row[f"p_success_{end}"] = round_to(v.p_success, v.mcse)
-            row[f"p_success_{end}_mcse"] = sig(v.mcse)
-            row[f"method_{end}"] = _method_label(v)
-        swing, swing_mcse = difference(ends["low"], ends["high"])
-        row["swing"] = round_to(None if swing is None else abs(swing), swing_mcse)
-        row["swing_mcse"] = sig(swing_mcse)
-        rows.append(row)
+        rows.append(tornado_row(prep, belief_path, prior, allow_outside, base_fit))
     rows.sort(key=lambda r: r["swing"] or 0, reverse=True)
     psense = None
     if prep.data is not None:
@@ -441,10 +425,35 @@ def sensitivity(
         "fail the trust rule (Pareto k ≥ min(1 − 1/log10 S, 0.7) or ESS < 400); swing_mcse is the "
         "paired Monte Carlo error of high − low",
     }
-    from forecast.report.sensitivity import write_sensitivity
-
     write_sensitivity(result, folder)
     return result, folder
+
+
+def tornado_row(prep: Prepared, path: str, prior, allow_outside: bool, base_fit) -> dict:
+    """P(success) with one belief centred on its 5% and on its 95% quantile, spread kept."""
+    import copy
+
+    from forecast.mcse import round_to, sig
+
+    row: dict[str, Any] = {"path": path, "distribution": str(prior), "moved": MOVED[prior.family]}
+    ends = {}
+    for end, q in (("low", 0.05), ("high", 0.95)):
+        value = prior.ppf(q)
+        raw = copy.deepcopy(prep.loaded.raw)
+        node = raw
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = prior.centred_at(float(value)).as_yaml()
+        v = ends[end] = try_variant(raw, prep, prep.settings.seed, allow_outside, base_fit)
+        row[end] = round(float(value), 4)
+        row[f"p_success_{end}"] = round_to(v.p_success, v.mcse)
+        row[f"p_success_{end}_mcse"] = sig(v.mcse)
+        row[f"method_{end}"] = _method_label(v)
+    swing, swing_mcse = difference(ends["low"], ends["high"])
+    row["swing"] = round_to(None if swing is None else abs(swing), swing_mcse)
+    row["swing_mcse"] = sig(swing_mcse)
+    return row
 
 
 #: What "moved to the end of its interval" means for each family (sensitivity tornado).

@@ -301,11 +301,26 @@ def forecasts(
     ``draws`` prior draws are taken. Returns backtest.json's content but for ``schema``
     and ``id``.
     """
+    stages = observed_stages(spec)
+    targets = [*stages, PATHWAY]
+    terms = _proposals(model, data, len(stages), seed, posterior, draws)
+    full = np.array(
+        [
+            sum(1 for s in range(len(stages)) if data.y[i, s] != UNKNOWN)
+            for i in range(data.n_rounds)
+        ]
+    )
+    records: dict[str, list[dict]] = {name: [] for name in targets}
+    for t in np.argsort(data.date, kind="stable"):
+        for target, record in _round_records(t, data, spec, stages, terms, full, refit):
+            records[target].append(record)
+    return _scores(records, spec, stages, draws)
+
+
+def _proposals(model, data, n_stages: int, seed: int, posterior, draws: int) -> dict:
+    """Each round's log-likelihood terms under the prior draws and the posterior draws."""
     from forecast.fit import flat_draws
 
-    stages = observed_stages(spec)
-    n_stages = len(stages)
-    targets = [*stages, PATHWAY]
     terms = {"prior": _round_terms(model, data, n_stages, draws, seed)}
     if posterior is not None:
         chains = posterior.sizes["chain"]
@@ -319,66 +334,67 @@ def forecasts(
             given=flat_draws(posterior, names),
             chains=chains,
         )
-    prior = terms["prior"]
-    full = np.array(
-        [sum(1 for s in range(n_stages) if data.y[i, s] != UNKNOWN) for i in range(data.n_rounds)]
-    )
+    return terms
 
-    records: dict[str, list[dict]] = {name: [] for name in targets}
-    for t in np.argsort(data.date, kind="stable"):
-        outcome = {stages[s]: int(data.y[t, s]) for s in range(n_stages) if data.y[t, s] != UNKNOWN}
-        settled = pathway_outcome(data.y[t], full[t], n_stages)
-        if settled is not None:
-            outcome[PATHWAY] = settled
-        if not outcome:
+
+def _round_records(t: int, data, spec, stages: list[str], terms: dict, full, refit):
+    """(target, record) for every stage round ``t`` reached and for its settled pathway."""
+    n_stages = len(stages)
+    outcome = {stages[s]: int(data.y[t, s]) for s in range(n_stages) if data.y[t, s] != UNKNOWN}
+    settled = pathway_outcome(data.y[t], full[t], n_stages)
+    if settled is not None:
+        outcome[PATHWAY] = settled
+    if not outcome:
+        return []
+    start = data.date[t]
+    k = known_prefix(data, spec, start)
+    k[t] = 0  # never its own outcome (known_prefix already excludes it by date)
+    # a round's factor values are known once it has started (the target's own included:
+    # the forecast conditions on them)
+    started = np.array([d <= start for d in data.date])
+    earlier = [i for i in range(data.n_rounds) if k[i]]
+    name, w, pareto_k, ess, reliable = _weights(terms, k, full, started)
+    refitted = refit(t, k) if not reliable and refit is not None else None
+    common = {
+        "round_id": data.round_id[t],
+        "date": start.isoformat(),
+        "group": None if data.group is None else data.group[t],
+        "proposal": "refit" if refitted else name,
+        "pareto_k": pareto_k,
+        "ess": ess,
+        "reliable": bool(refitted) or reliable,
+        "rounds_known": len(earlier),
+        "latest_known": max((data.end[i] for i in earlier), default=None),
+    }
+    out = []
+    for s, target in enumerate([*stages, PATHWAY]):
+        if target not in outcome:
             continue
-        start = data.date[t]
-        k = known_prefix(data, spec, start)
-        k[t] = 0  # never its own outcome (known_prefix already excludes it by date)
-        # a round's factor values are known once it has started (the target's own included:
-        # the forecast conditions on them)
-        started = np.array([d <= start for d in data.date])
-        earlier = [i for i in range(data.n_rounds) if k[i]]
-        name, w, pareto_k, ess, reliable = _weights(terms, k, full, started)
-        refitted = None
-        if not reliable and refit is not None:
-            refitted = refit(t, k)
-        common = {
-            "round_id": data.round_id[t],
-            "date": start.isoformat(),
-            "group": None if data.group is None else data.group[t],
-            "proposal": "refit" if refitted else name,
-            "pareto_k": pareto_k,
-            "ess": ess,
-            "reliable": bool(refitted) or reliable,
-            "rounds_known": len(earlier),
-            "latest_known": max((data.end[i] for i in earlier), default=None),
+        if refitted:
+            scenario = refitted[target]
+        else:
+            tr = terms[name]
+            scenario = estimate(*tr.forecast_draws(t, s), w, tr.chains, draws=name)
+        if target == PATHWAY:
+            past = [pathway_outcome(data.y[i], k[i], n_stages) for i in earlier]
+            past = [o for o in past if o is not None]
+        else:
+            past = [int(data.y[i, s]) for i in earlier if k[i] > s]
+        record = {
+            **common,
+            "outcome": outcome[target],
+            "scenario": scenario,
+            "running_base_rate": (sum(past) + 1) / (len(past) + 2),
+            "base_rate_rounds": len(past),
+            "priors_only": estimate(*terms["prior"].forecast_draws(t, s), draws="prior"),
         }
-        for s, target in enumerate(targets):
-            if target not in outcome:
-                continue
-            if refitted:
-                scenario = refitted[target]
-            else:
-                tr = terms[name]
-                scenario = estimate(*tr.forecast_draws(t, s), w, tr.chains, draws=name)
-            if target == PATHWAY:
-                past = [pathway_outcome(data.y[i], k[i], n_stages) for i in earlier]
-                past = [o for o in past if o is not None]
-            else:
-                past = [int(data.y[i, s]) for i in earlier if k[i] > s]
-            records[target].append(
-                {
-                    **common,
-                    "outcome": outcome[target],
-                    "scenario": scenario,
-                    "running_base_rate": (sum(past) + 1) / (len(past) + 2),
-                    "base_rate_rounds": len(past),
-                    "priors_only": estimate(*prior.forecast_draws(t, s), draws="prior"),
-                }
-            )
+        out.append((target, record))
+    return out
 
-    summaries = {target: summarise(records[target]) for target in targets}
+
+def _scores(records: dict[str, list[dict]], spec, stages: list[str], draws: int) -> dict:
+    """Each target's scores against the baselines, the first stage's on top."""
+    summaries = {target: summarise(rs) for target, rs in records.items()}
     first = summaries[stages[0]] if stages else summarise([])
     reliable_ids = {r["round_id"]: r["reliable"] for rs in records.values() for r in rs}
     proposals = {r["round_id"]: r["proposal"] for rs in records.values() for r in rs}

@@ -336,14 +336,7 @@ def run_fit(
         if has_data:
             notes.append("every belief is a constant: the data have nothing to update")
         tree = xr.DataTree.from_dict({"prior": prior})
-        diag = {
-            "r_hat_max": None,
-            "ess_bulk_min": None,
-            "divergences": None,
-            "method": "prior",
-            "passed": True,
-        }
-        return Fit(tree, "prior", diag, time.perf_counter() - start, notes)
+        return Fit(tree, "prior", PRIOR_DIAGNOSTICS, time.perf_counter() - start, notes)
 
     import pymc as pm
 
@@ -366,30 +359,54 @@ def run_fit(
         )
         exact_unlearned(model, tree, learned, exact_seed)
         say("computing log densities")
-        outcomes = tree["observed_data"]["outcomes"]
-        stride = check_stride(outcomes.shape[0], chains * draws)
-        posterior = tree["posterior"].to_dataset().isel(draw=slice(None, None, stride))
-        if stride > 1:
-            notes.append(
-                f"model checks use every {stride}th draw ({chains * posterior.sizes['draw']} of "
-                f"{chains * draws}) to keep {outcomes.shape[0]:,} rounds within memory"
-            )
-        loglik, p_pass = pointwise(model, posterior, nuts_seed)
-        shape = (chains, posterior.sizes["draw"], outcomes.shape[0])
-        tree["log_likelihood"] = xr.DataTree(
-            xr.Dataset(
-                {"outcomes": (("chain", "draw", outcomes.dims[0]), loglik.reshape(shape))},
-                coords={
-                    "chain": posterior["chain"],
-                    "draw": posterior["draw"],
-                    outcomes.dims[0]: outcomes[outcomes.dims[0]],
-                },
-            )
-        )
-        tree["log_prior"] = xr.DataTree(log_prior_group(model, tree["posterior"].to_dataset()))
+        p_pass = add_log_densities(model, tree, nuts_seed, notes)
     tree["prior"] = xr.DataTree(prior)
     diag = diagnostics(tree, learned, chains)
     return Fit(tree, "nuts", diag, time.perf_counter() - start, notes, p_pass=p_pass)
+
+
+#: The diagnostics of a forward-sampled (prior) run: no MCMC, nothing to fail.
+PRIOR_DIAGNOSTICS = {
+    "r_hat_max": None,
+    "ess_bulk_min": None,
+    "divergences": None,
+    "method": "prior",
+    "passed": True,
+}
+
+
+def add_log_densities(model, tree, seed: int, notes: list[str]):
+    """Add the ``log_likelihood`` (per round) and ``log_prior`` groups to a fitted tree.
+
+    Past 2 million round × draw cells the likelihood is taken at every n-th draw (a note
+    says so). Returns P(pass) per (draw, round, stage), for the model checks.
+    """
+    import xarray as xr
+
+    outcomes = tree["observed_data"]["outcomes"]
+    n = tree["posterior"].sizes["chain"] * tree["posterior"].sizes["draw"]
+    stride = check_stride(outcomes.shape[0], n)
+    posterior = tree["posterior"].to_dataset().isel(draw=slice(None, None, stride))
+    chains = posterior.sizes["chain"]
+    if stride > 1:
+        notes.append(
+            f"model checks use every {stride}th draw ({chains * posterior.sizes['draw']} of "
+            f"{n}) to keep {outcomes.shape[0]:,} rounds within memory"
+        )
+    loglik, p_pass = pointwise(model, posterior, seed)
+    shape = (chains, posterior.sizes["draw"], outcomes.shape[0])
+    tree["log_likelihood"] = xr.DataTree(
+        xr.Dataset(
+            {"outcomes": (("chain", "draw", outcomes.dims[0]), loglik.reshape(shape))},
+            coords={
+                "chain": posterior["chain"],
+                "draw": posterior["draw"],
+                outcomes.dims[0]: outcomes[outcomes.dims[0]],
+            },
+        )
+    )
+    tree["log_prior"] = xr.DataTree(log_prior_group(model, tree["posterior"].to_dataset()))
+    return p_pass
 
 
 def log_prior_group(model, posterior):
