@@ -221,7 +221,7 @@ def _weights(terms: dict[str, RoundTerms], k, full, started):
     of what was not yet known. A trusted proposal (PRODUCT §2: k below min(1 − 1/log10 S,
     0.7) and ESS ≥ 400) is preferred, then the smaller k.
     """
-    from forecast.fit import psis_weights, trusted
+    from forecast.psis import psis_weights, trusted
 
     best = None
     for name, tr in terms.items():

@@ -155,9 +155,10 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
     """
     import numpy as np
 
-    from forecast.fit import importance, run_fit
+    from forecast.fit import run_fit
     from forecast.mcse import mcse_mean
     from forecast.model import build_model
+    from forecast.psis import importance
 
     seed = prep.settings.seed if seed is None else seed
     spec = prep.loaded.spec

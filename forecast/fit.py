@@ -8,7 +8,6 @@ uses PyTensor's FAST_COMPILE mode, which needs no C or numba compilation at all.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 import warnings
@@ -212,55 +211,6 @@ def _as_draws(model, names: list[str], values: list[np.ndarray], chains: int, dr
     return out
 
 
-#: Pareto k above which importance weights are never trusted (Vehtari et al. 2024).
-PARETO_K_MAX = 0.7
-#: Fewest effective draws a reweighted estimate may rest on (PRODUCT §2).
-MIN_IS_ESS = 400
-
-
-def pareto_k_threshold(n: int) -> float:
-    """The sample-size-dependent bound min(1 − 1/log10 S, 0.7) of Vehtari et al. (2024)."""
-    return min(1 - 1 / math.log10(max(n, 11)), PARETO_K_MAX)
-
-
-def trusted(pareto_k: float, ess: float, n: int) -> bool:
-    """Whether a reweighted estimate from ``n`` draws may stand (else it is refitted)."""
-    return pareto_k < pareto_k_threshold(n) and ess >= MIN_IS_ESS
-
-
-@dataclass
-class Reweighted:
-    """Posterior means by importance sampling (PSIS), with what their trust rests on.
-
-    ``draws`` and ``weights`` are kept so that a difference between two estimates from
-    the same proposal draws can be given a paired Monte Carlo error.
-    """
-
-    means: dict[str, np.ndarray]
-    mcse: dict[str, np.ndarray]
-    pareto_k: float
-    ess: float
-    draws: dict[str, np.ndarray]
-    weights: np.ndarray
-    r_eff: float = 1.0
-
-    @property
-    def n(self) -> int:
-        return len(self.weights)
-
-    @property
-    def p_success(self) -> float:
-        return float(self.means["p_success"])
-
-    @property
-    def p_success_mcse(self) -> float:
-        return float(self.mcse["p_success"])
-
-    @property
-    def reliable(self) -> bool:
-        return trusted(self.pareto_k, self.ess, self.n)
-
-
 def flat_draws(posterior, names: list[str]) -> dict[str, np.ndarray]:
     """Draws of ``names`` with chain and draw flattened into one leading axis."""
     n = posterior.sizes["chain"] * posterior.sizes["draw"]
@@ -270,24 +220,6 @@ def flat_draws(posterior, names: list[str]) -> dict[str, np.ndarray]:
         .values.reshape(n, *posterior[name].shape[2:])
         for name in names
     }
-
-
-def psis_weights(log_ratio: np.ndarray) -> tuple[np.ndarray, float]:
-    """Normalised Pareto-smoothed importance weights and their Pareto k (ArviZ).
-
-    Equal log ratios (nothing the data bear on differs) give equal weights and k = 0;
-    a k that cannot be estimated counts as infinite, so it is never trusted.
-    """
-    import arviz_stats  # noqa: F401  (registers the .azstats accessor)
-    import xarray as xr
-
-    log_ratio = np.asarray(log_ratio, dtype=float)
-    if np.ptp(log_ratio) < 1e-9:
-        return np.full(len(log_ratio), 1 / len(log_ratio)), 0.0
-    # psislw takes the *negated* log importance ratios (its LOO convention)
-    log_w, k = (-xr.DataArray(log_ratio, dims=["draw"])).azstats.psislw(dim="draw")
-    w = np.exp(log_w.values - log_w.values.max())
-    return w / w.sum(), (float(k) if np.isfinite(k) else np.inf)
 
 
 class _quiet_pymc:
@@ -573,41 +505,3 @@ def pointwise(model, posterior, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     log_reach = np.stack(values, axis=-1)  # (draw, round, stage): log P(pass stages <= s)
     previous = np.concatenate([np.zeros_like(log_reach[..., :1]), log_reach[..., :-1]], axis=-1)
     return loglik, np.exp(log_reach - previous)
-
-
-def importance(
-    model,
-    n: int,
-    seed: int,
-    log_q=0.0,
-    given=None,
-    log_prior_target=0.0,
-    r_eff: float = 1.0,
-) -> Reweighted:
-    """Posterior means by PSIS from a proposal: the prior (default) or given draws.
-
-    With ``given`` (draws of some free variables, e.g. another fit's posterior) and
-    ``log_q`` (the proposal's log density at them, up to a constant), the weights are
-    target / proposal = prior_target(given) · likelihood(all) / q; ``log_prior_target``
-    supplies the first factor. Variables not given are drawn from their prior, which
-    cancels; without ``given`` the proposal is the prior and the weights the likelihood.
-    ``r_eff`` is the proposal draws' relative efficiency (below 1 for MCMC draws): it
-    scales the effective sample size and the Monte Carlo errors.
-    """
-    from forecast.mcse import weighted_mcse
-
-    names = ["p_success"] + (["option_value"] if "option_value" in model.named_vars else [])
-    has_data = bool(model.observed_RVs)
-    values = vectorised_draws(model, names, n, seed, with_loglik=has_data, given=given)
-    draws = dict(zip(names, values[: len(names)], strict=True))
-    log_ratio = log_prior_target - log_q + (values[-1] if has_data else np.zeros(n))
-    w, k = psis_weights(np.broadcast_to(log_ratio, (n,)))
-    means = {name: np.tensordot(w, v, axes=(0, 0)) for name, v in draws.items()}
-    errors = {
-        name: np.array([weighted_mcse(col, w, r_eff) for col in v.reshape(n, -1).T]).reshape(
-            v.shape[1:]
-        )
-        for name, v in draws.items()
-    }
-    ess = float(r_eff / (w**2).sum())
-    return Reweighted(means, errors, pareto_k=k, ess=ess, draws=draws, weights=w, r_eff=r_eff)

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from forecast.fit import pareto_k_threshold, psis_weights
 from forecast.mcse import paired_mcse, relative_efficiency, round_to, sig
+from forecast.psis import pareto_k_threshold, psis_weights
 
 
 def _stacked(da) -> np.ndarray:

@@ -161,8 +161,9 @@ def test_reweighted_agrees_with_refit_on_a_bundled_scenario(tmp_path):
     """PSIS-reweighted prior draws against NUTS for the Diplomat view with a changed belief."""
     import arviz_stats as azs
 
-    from forecast.fit import importance, run_fit
+    from forecast.fit import run_fit
     from forecast.model import build_model
+    from forecast.psis import importance
 
     prep = api.prepare(BUNDLED[1], ["stages.agreement.base_rate.belief=likely"])
     model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
