@@ -54,9 +54,10 @@ OutsideOpt = Annotated[
 def _console(stderr: bool = True):
     from rich.console import Console
 
+    # piped or captured, Rich lays out tables for $COLUMNS or 80 (each fits); sentences
+    # and messages stay one line each in a log (a terminal wraps them at word boundaries)
     console = Console(stderr=stderr, highlight=False)
-    if not console.is_terminal:
-        console.width = 200  # piped or captured: don't squeeze tables into 80 columns
+    console.soft_wrap = not console.is_terminal
     return console
 
 
@@ -71,14 +72,44 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+class _Progress:
+    """A spinner on a terminal; elsewhere (a log, a pipe) one stderr line per new phase.
+
+    ``--json`` keeps stdout for the result, so a user piping it still sees the run move.
+    """
+
+    def __init__(self, console, label: str) -> None:
+        self.console, self.label, self.last = console, label, None
+        self.status = console.status(label) if console.is_terminal else None
+
+    def __enter__(self) -> _Progress:
+        if self.status is not None:
+            self.status.__enter__()
+        else:
+            self.console.print(self.label)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+
+    def update(self, msg: str) -> None:
+        if self.status is not None:
+            self.status.update(_escape(msg))
+        elif msg != self.last:
+            # phases only: "attribution 3/28: …" counts are shown on a terminal, not logged
+            self.console.print(_escape(msg))
+        self.last = msg
+
+
 def _with_status(label: str, call):
-    """Run ``call(progress)`` under a spinner; bad input becomes exit 2 with its message."""
+    """Run ``call(progress)`` with progress shown; bad input becomes exit 2 with its message."""
     from forecast.errors import ScenarioError
 
     err = _console()
     try:
-        with err.status(label) as status:
-            return call(lambda msg: status.update(_escape(msg)))
+        with _Progress(err, label) as progress:
+            return call(progress.update)
     except ScenarioError as e:
         _problems(e, err)
         raise typer.Exit(2) from None
@@ -127,10 +158,10 @@ def run(
         prepared.append(prep)
     results = []
     for prep in prepared:
-        with err.status(f"[bold]{prep.id}[/]: starting") as status:
+        with _Progress(err, f"{prep.id}: starting") as status:
 
             def progress(msg: str, _id: str = prep.id, _status=status) -> None:
-                _status.update(f"[bold]{_id}[/]: {msg}")
+                _status.update(f"{_id}: {msg}")
 
             try:
                 result = api.run(prep, out, progress=progress)
@@ -154,21 +185,14 @@ def _run_table(results) -> None:
 
     from forecast.report.tables import decision_sentence, pct_row
 
-    t = Table(title="forecast run", title_justify="left")
-    for col in (
-        "scenario",
-        "P(success)",
-        "MCSE (points)",
-        "90% HDI",
-        "method",
-        "R-hat max",
-        "ESS bulk min",
-        "divergences",
-        "report",
-    ):
-        t.add_column(
-            col, justify="right" if col not in ("scenario", "method", "report") else "left"
-        )
+    t = Table(
+        title="forecast run",
+        title_justify="left",
+        caption="MCSE in points; NUTS R-hat max, bulk ESS min, divergences (— if exact)",
+        caption_justify="left",
+    )
+    for col in ("scenario", "P(success)", "MCSE", "90% HDI", "R-hat", "ESS", "div."):
+        t.add_column(col, justify="left" if col == "scenario" else "right")
     for r in results:
         s, d = r.summary, r.summary["diagnostics"]
         mean, hdi, error = pct_row(s["p_success"])
@@ -177,14 +201,14 @@ def _run_table(results) -> None:
             mean,
             error,
             hdi,
-            d["method"],
             "—" if d["r_hat_max"] is None else f"{d['r_hat_max']:.3f}",
             "—" if d["ess_bulk_min"] is None else f"{d['ess_bulk_min']:.0f}",
             "—" if d["divergences"] is None else str(d["divergences"]),
-            str(r.folder / "report.html"),
         )
     console = _console(stderr=False)
     console.print(t)
+    for r in results:  # a path on its own line: it can be copied, and the table stays narrow
+        console.print(f"{r.summary['id']} report: {r.folder / 'report.html'}")
     for r in results:
         d = r.summary.get("decision")
         if d:

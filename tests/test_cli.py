@@ -102,3 +102,24 @@ def test_bad_option_is_a_usage_error(cli, write_scenario):
     good = write_scenario("stages:\n  agreement:\n    base_rate: {belief: unlikely}\n")
     r = cli("run", good, "--draws", "10")
     assert r.exit_code == 2
+
+
+def test_the_terminal_output_fits_in_80_columns_and_logs_progress(cli, write_scenario, tmp_path):
+    """Captured (not a terminal): tables fit 80 columns, the report path is on its own
+    line, and each phase is a line of progress on stderr (a spinner needs a terminal)."""
+    from rich.cells import cell_len
+
+    path = write_scenario(
+        "factors:\n  leader: {holds: likely, note: x}\nstages:\n  agreement:\n"
+        "    base_rate: {belief: unlikely, note: y}\n"
+        "    effects: {leader: {odds_ratio: lowers, note: z}}\n"
+    )
+    result = cli("run", path, "--out", tmp_path / "reports")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    report = tmp_path / "reports" / "test" / "report.html"
+    assert f"test report: {report}" in lines  # whole, to copy: the one line that may be long
+    too_wide = [line for line in lines if cell_len(line) > 80 and str(report) not in line]
+    assert not too_wide, too_wide
+    assert "drawing from the prior" in result.stderr  # a phase, logged as a line
+    assert "report:" not in result.stderr and "P(success)" in result.stdout
