@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -184,6 +185,10 @@ def parse_belief(raw: Any, role: Role) -> Belief:
     Words are checked against the scales later (a scenario may add its own words).
     """
     if isinstance(raw, str):
+        percent = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", raw)
+        if percent:
+            value = float(percent.group(1)) / 100
+            raise ValueError(f"write {value:g}, not {raw.strip()}: probabilities are 0 to 1")
         if role == "value":
             raise ValueError(
                 f"'{raw}' is not a number: a value takes a number or {{between: [lo, hi]}}"
@@ -196,7 +201,8 @@ def parse_belief(raw: Any, role: Role) -> Belief:
     if isinstance(raw, int | float):
         v = _number(raw, "the value")
         if role == "probability" and not 0 <= v <= 1:
-            raise ValueError(f"a probability must lie in [0, 1], got {v:g}")
+            hint = f" (did you mean {v / 100:g}?)" if 1 < v <= 100 else ""
+            raise ValueError(f"a probability must lie in [0, 1], got {v:g}{hint}")
         if role == "ratio" and v <= 0:
             raise ValueError(f"a ratio must be positive, got {v:g}")
         return Belief(role, "constant", value=v)

@@ -108,6 +108,13 @@ def test_explicit_distributions_and_constants_are_exact(fits):
         ({"between": [0.1]}, "probability", "two numbers"),
         ({"between": ["a", 0.2]}, "probability", "number"),
         ("likely", "value", "not a number"),
+        # friendlier words for the usual slips
+        ("70%", "probability", "write 0.7, not 70%: probabilities are 0 to 1"),
+        (" 12.5 % ", "probability", "write 0.125, not 12.5 %"),
+        (60, "probability", "got 60 (did you mean 0.6?)"),
+        (150, "probability", "got 150"),
+        ({"word": "likely", "mass": 1.2}, "probability", "mass must lie strictly between"),
+        ({"word": "likely"}, "value", "not a word"),
     ],
 )
 def test_invalid_beliefs_are_rejected(raw, role, message):
