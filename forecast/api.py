@@ -530,3 +530,113 @@ def backtest(
 
     write_backtest(result, folder)
     return result, folder
+
+
+def pool(
+    args: Sequence[str | Path],
+    *,
+    rule: str = "linear",
+    extremize: float = 1.0,
+    weights: str = "equal",
+    ledger: str | None = None,
+    overrides: Sequence[str] = (),
+    draws: int | None = None,
+    chains: int | None = None,
+    seed: int | None = None,
+    out: str | Path = DEFAULT_OUT,
+    allow_outside: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """Pool several views of one question (PRODUCT §8); returns pool.json and its folder."""
+    from forecast.errors import UsageError
+    from forecast.pool import RULES, pooled_stats
+    from forecast.pool import pool as pool_draws
+    from forecast.report.pool import member_record, write_pool
+
+    if len(args) < 2:
+        raise UsageError.one("pool needs at least two scenarios or report folders")
+    if rule not in RULES:
+        raise UsageError.one(
+            f"--rule must be one of {', '.join(RULES)}, got {rule!r}", field="--rule"
+        )
+    if not extremize > 0:
+        raise UsageError.one(
+            f"--extremize must be positive, got {extremize:g}", field="--extremize"
+        )
+    out, taken, sources = Path(out), set(), []
+    for arg in args:
+        sources.append(
+            load_source(
+                arg,
+                overrides,
+                draws=draws,
+                chains=chains,
+                seed=seed,
+                out=out,
+                allow_outside=allow_outside,
+                progress=progress,
+                taken=taken,
+            )
+        )
+    _label(sources)
+    qids = {
+        s.label: s.summary["question"].get("id") or s.prep.loaded.spec.question_id for s in sources
+    }
+    if len(set(qids.values())) > 1:
+        first = sources[0].label
+        other = next(lb for lb, q in qids.items() if q != qids[first])
+        raise UsageError.one(
+            f"these views forecast different questions: {first} has question.id "
+            f"'{qids[first]}', {other} has '{qids[other]}' (pool views of one event)"
+        )
+    weight, weights_from = _pool_weights(sources, weights, ledger)
+    pooled = pool_draws(
+        {s.label: s.p_success for s in sources},
+        weight,
+        {s.label: s.summary["p_success"].get("mcse") or 0.0 for s in sources},
+        rule,
+        extremize,
+        seed=sources[0].prep.settings.seed,
+    )
+    question = sources[0].summary["question"]
+    result = {
+        "schema": SCHEMA,
+        "question": {"id": qids[sources[0].label], "text": question["text"]},
+        "rule": rule,
+        "extremize": extremize,
+        "weights": {k: round(v, 4) for k, v in weight.items()},
+        "weights_from": weights_from,
+        "members": {s.label: member_record(s.summary) for s in sources},
+        "pooled": pooled_stats(pooled),
+    }
+    folder = out / f"pool-{result['question']['id']}"
+    draws_ = {s.label: s.p_success for s in sources} | {"pooled": pooled.draws}
+    write_pool(result, draws_, folder)
+    return result, folder
+
+
+def _pool_weights(sources, weights: str, ledger: str | None) -> tuple[dict[str, float], str]:
+    """Equal weights, or each author's record in the ledger (PRODUCT §8)."""
+    from forecast.errors import UsageError
+    from forecast.pool import normalise
+
+    if weights == "equal":
+        return normalise({s.label: 1.0 for s in sources}), "equal"
+    if weights != "scores":
+        raise UsageError.one(
+            f"--weights must be equal or scores, got {weights!r}", field="--weights"
+        )
+    from forecast import ledger as ledger_mod  # the forecast ledger (PRODUCT §7)
+
+    authors = {s.label: (s.summary.get("source") or {}).get("author") for s in sources}
+    scores = ledger_mod.author_weights(ledger, [a for a in authors.values() if a])
+    known = [v for v in scores.values() if v is not None]
+    mean = sum(known) / len(known) if known else 1.0
+    raw = {
+        lb: (scores.get(a) if a and scores.get(a) is not None else mean)
+        for lb, a in authors.items()
+    }
+    return normalise(raw), (
+        "each author's mean baseline score on resolved questions in the ledger, softmax-"
+        "normalised; authors with no record get the mean weight"
+    )

@@ -306,6 +306,75 @@ def _compare_table(result, folder) -> None:
 
 
 @app.command()
+def pool(
+    scenarios: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Scenario files or report folders of one question.id.", show_default=False
+        ),
+    ],
+    rule: Annotated[
+        str, typer.Option("--rule", help="linear (a mixture of the views) or logodds.")
+    ] = "linear",
+    extremize: Annotated[
+        float, typer.Option("--extremize", help="Log-odds pool: d > 1 sharpens the consensus.")
+    ] = 1.0,
+    weights: Annotated[
+        str, typer.Option("--weights", help="equal, or scores (each author's ledger record).")
+    ] = "equal",
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger", help="Ledger file or URL (default forecast.sqlite or $FORECAST_LEDGER)."
+        ),
+    ] = None,
+    set_: SetOpt = None,
+    draws: DrawsOpt = None,
+    chains: ChainsOpt = None,
+    seed: SeedOpt = None,
+    json_out: JsonOpt = False,
+    out: OutOpt = Path("reports"),
+    allow_outside: OutsideOpt = False,
+) -> None:
+    """Pool several views of one question into one forecast (PRODUCT §8)."""
+    from forecast import api
+    from forecast.mcse import pct, se
+
+    result, folder = _with_status(
+        "pooling",
+        lambda progress: api.pool(
+            [str(s) for s in scenarios],
+            rule=rule,
+            extremize=extremize,
+            weights=weights,
+            ledger=ledger,
+            overrides=set_ or [],
+            draws=draws,
+            chains=chains,
+            seed=seed,
+            out=out,
+            allow_outside=allow_outside,
+            progress=progress,
+        ),
+    )
+    if json_out:
+        _echo_json(result)
+        return
+    console = _console(stderr=False)
+    for mid, m in result["members"].items():
+        st = m["p_success"]
+        console.print(
+            f"{mid}: {pct(st['mean'], st.get('mcse'))} (weight {result['weights'][mid]:.3f})"
+        )
+    p = result["pooled"]
+    console.print(
+        f"pooled ({result['rule']}): [bold]{pct(p['mean'], p['mcse'])}[/] ± {se(p['mcse'], 100)} "
+        f"points, 90% {pct(p['hdi_90'][0], p['mcse'])}–{pct(p['hdi_90'][1], p['mcse'])}"
+    )
+    console.print(f"report: {folder / 'report.html'}")
+
+
+@app.command()
 def sensitivity(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML).", show_default=False)],
     set_: SetOpt = None,
