@@ -239,23 +239,7 @@ def compare(
         raise UsageError.one("compare needs at least two scenarios or report folders")
     out = Path(out)
     say = progress or (lambda _m: None)
-    sources, taken = [], set()
-    for arg in args:
-        say(f"{arg}: fitting or reading")
-        sources.append(
-            load_source(
-                arg,
-                overrides,
-                draws=draws,
-                chains=chains,
-                seed=seed,
-                out=out,
-                allow_outside=allow_outside,
-                progress=progress,
-                taken=taken,
-            )
-        )
-    _label(sources)
+    sources = load_sources(args, overrides, draws, chains, seed, out, allow_outside, progress)
     pairs = [compare_pair(sources[0], b, allow_outside, say) for b in sources[1:]]
     result = {
         "schema": SCHEMA,
@@ -286,6 +270,29 @@ ATTRIBUTION_METHOD = (
     "(Pareto k ≥ min(1 − 1/log10 S, 0.7) or ESS < 400); delta_mcse is the paired Monte Carlo "
     "error where both sides reweight the same draws, else the two errors combined"
 )
+
+
+def load_sources(args, overrides, draws, chains, seed, out: Path, allow_outside, progress):
+    """Each argument fitted (a scenario file) or read (a report folder), labelled apart."""
+    say = progress or (lambda _m: None)
+    sources, taken = [], set()
+    for arg in args:
+        say(f"{arg}: fitting or reading")
+        sources.append(
+            load_source(
+                arg,
+                overrides,
+                draws=draws,
+                chains=chains,
+                seed=seed,
+                out=out,
+                allow_outside=allow_outside,
+                progress=progress,
+                taken=taken,
+            )
+        )
+    _label(sources)
+    return sources
 
 
 def _label(sources: list[Side]) -> None:
@@ -563,22 +570,8 @@ def pool(
         raise UsageError.one(
             f"--extremize must be positive, got {extremize:g}", field="--extremize"
         )
-    out, taken, sources = Path(out), set(), []
-    for arg in args:
-        sources.append(
-            load_source(
-                arg,
-                overrides,
-                draws=draws,
-                chains=chains,
-                seed=seed,
-                out=out,
-                allow_outside=allow_outside,
-                progress=progress,
-                taken=taken,
-            )
-        )
-    _label(sources)
+    out = Path(out)
+    sources = load_sources(args, overrides, draws, chains, seed, out, allow_outside, progress)
     qids = {
         s.label: s.summary["question"].get("id") or s.prep.loaded.spec.question_id for s in sources
     }
