@@ -18,7 +18,7 @@ def test_failed_write_leaves_the_previous_report_intact(write_scenario, tmp_path
     prep = api.prepare(write_scenario(PRIOR_ONLY))
     out = tmp_path / "reports"
     first = api.run(prep, out=out)
-    before = {p.name: p.read_bytes() for p in first.folder.iterdir()}
+    before = _files(first.folder)
 
     import forecast.report as report
 
@@ -29,9 +29,13 @@ def test_failed_write_leaves_the_previous_report_intact(write_scenario, tmp_path
     monkeypatch.setattr(report, "resolved_yaml", broken)
     with pytest.raises(RuntimeError):
         api.run(api.prepare(write_scenario(PRIOR_ONLY), seed=5), out=out)
-    assert {p.name: p.read_bytes() for p in first.folder.iterdir()} == before
+    assert _files(first.folder) == before
     # no staging folder is left behind either
     assert [p.name for p in out.iterdir() if not p.name.endswith(".lock")] == ["test"]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def test_atomic_folder_replaces_the_whole_folder(tmp_path):
@@ -159,7 +163,14 @@ def test_two_forecast_runs_into_one_folder_at_once(write_scenario, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outputs
     folder = out / "test"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["posterior.nc", "report.html", "scenario.resolved.yaml", "summary.json", "summary.md"]
+        [
+            "figures",
+            "posterior.nc",
+            "report.html",
+            "scenario.resolved.yaml",
+            "summary.json",
+            "summary.md",
+        ]
     )
     summary = json.loads((folder / "summary.json").read_text())
     # the folder's files agree with each other: summary.json matches posterior.nc
@@ -167,3 +178,95 @@ def test_two_forecast_runs_into_one_folder_at_once(write_scenario, tmp_path):
     p = float(tree["prior"]["p_success"].mean())
     assert summary["p_success_prior"]["mean"] == pytest.approx(p, abs=1e-3)
     assert [q.name for q in out.iterdir() if not q.name.endswith(".lock")] == ["test"]
+
+
+# a label and a reason that are HTML, in a scenario with no source text (so the reason is
+# shown as written, not found in the article): the page must show them as text
+HOSTILE = """
+stages:
+  agreement:
+    label: "<b>bold</b> & 'quoted'"
+    base_rate: {belief: unlikely, why: "<script>alert('x')</script> & \\"so\\""}
+"""
+TWO_STAGE_CSV = """
+round_id,start_date,agreement,implemented
+r1,2000-01-01,1,1
+r2,2000-03-01,0,
+r3,2000-05-01,1,0
+r4,2000-07-01,1,
+r5,2000-09-01,0,
+r6,2001-03-01,1,1
+"""
+TWO_STAGE = """
+stages:
+  agreement:
+    base_rate: {belief: {between: [0.2, 0.8]}, why: x}
+    column: agreement
+  implementation:
+    base_rate: {belief: {between: [0.3, 0.9]}, why: x}
+    column: implemented
+    known_after_days: 365
+reference: {data: rounds.csv, before: 2030-01-01}
+"""
+SECTIONS = [
+    "The question",
+    "P(success)",
+    "Stages",
+    "Assumptions",
+    "Model checks and diagnostics",
+    "Sensitivity",
+    "Backtest",
+    "Provenance",
+]
+
+
+def _prior_backtest(path) -> dict:
+    """A backtest.json of forecasts from prior draws alone (no fit: fast)."""
+    from forecast import backtest as bt
+    from forecast.model import build_model
+
+    prep = api.prepare(path)
+    model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
+    forecasts = bt.forecasts(model, prep.data, prep.loaded.spec, 1, draws=2000)
+    return {"schema": 1, "id": prep.id, **forecasts}
+
+
+def test_the_page_is_rendered_from_the_folder_each_section_once_in_order(write_scenario, tmp_path):
+    """sensitivity and backtest, in either order and again, re-render the whole page."""
+    import re
+
+    from forecast.report.backtest import write_backtest
+    from forecast.report.html import render_page
+    from forecast.report.sensitivity import write_sensitivity
+
+    backtest = _prior_backtest(write_scenario(TWO_STAGE, csv=TWO_STAGE_CSV, name="b.yaml"))
+    path = write_scenario(HOSTILE)
+    out = tmp_path / "reports"
+    folder = api.run(api.prepare(path), out=out).folder
+    index = json.loads((folder / "figures" / "index.json").read_text())
+    assert index["seconds"] > 0 and (folder / "figures" / "p_success.png").is_file()
+    run_page = (folder / "report.html").read_text()
+    assert render_page(folder) == run_page  # a pure function of the folder's records
+    api.sensitivity(path, out=out)
+    sensitivity = json.loads((folder / "sensitivity.json").read_text())
+    pages = []
+    for steps in ("sb", "bs", "ss", "bb"):
+        for step in steps:
+            if step == "s":
+                write_sensitivity(sensitivity, folder)
+            else:
+                write_backtest(backtest, folder)
+        page = (folder / "report.html").read_text()
+        assert re.findall(r"<h2>(.*?)</h2>", page) == SECTIONS, steps
+        for marker in ("<!-- sensitivity -->", "<!-- /sensitivity -->", "<!-- backtest -->"):
+            assert page.count(marker) == 1, (steps, marker)
+        assert page == render_page(folder)
+        pages.append(page)
+    assert len(set(pages)) == 1  # whatever came last, the same page
+    # the run's own part of the page is untouched by the sections added after it
+    head = pages[0][: pages[0].index("<!-- sensitivity -->")]
+    assert run_page.startswith(head)
+    # autoescaped: the label and the reason appear as text, never as markup
+    assert "<script" not in pages[0] and "<b>bold" not in pages[0]
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;so&quot;" in pages[0]
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; &#x27;quoted&#x27;" in pages[0]

@@ -114,8 +114,13 @@ def resolved_yaml(prep) -> str:
 
 
 def write_report(prep, fit, folder: Path) -> dict[str, Any]:
-    """Write the five files of PRODUCT §4 into ``folder``, all or nothing."""
-    from forecast.report.html import render
+    """Write the five files of PRODUCT §4 into ``folder``, all or nothing.
+
+    The figures, drawn from the fit, are kept as ``figures/*.png`` (with the fit's run
+    time in ``figures/index.json``), so report.html can be rendered again from the
+    folder alone when ``sensitivity`` or ``backtest`` add their sections.
+    """
+    from forecast.report.html import write_figures, write_page
 
     summary = finite_or_none(build_summary(prep, fit))
     figs = make_figures(prep, fit, summary)
@@ -130,7 +135,8 @@ def write_report(prep, fit, folder: Path) -> dict[str, Any]:
     with atomic_folder(folder) as tmp:
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
         (tmp / "summary.md").write_text(markdown(summary))
-        (tmp / "report.html").write_text(render(summary, figs, seconds=fit.seconds))
+        write_figures(tmp, figs, fit.seconds)
+        write_page(tmp)
         (tmp / "scenario.resolved.yaml").write_text(resolved_yaml(prep))
         tree.to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
     return summary

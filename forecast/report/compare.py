@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from html import escape
 from pathlib import Path
 from typing import Any
 
 from forecast.mcse import num, pct, se
 from forecast.report.atomic import atomic_folder
-from forecast.report.html import CSS
+from forecast.report.html import ENV
 from forecast.report.tables import finite_or_none
 
 
@@ -104,58 +103,15 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def html(result: dict[str, Any], figures: dict[str, str]) -> str:
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Comparison — forecast</title><style>{CSS}</style></head><body>",
-        "<h1>Comparison</h1><table><tr><th>scenario</th><th>P(success)</th><th>90% HDI</th>"
-        "<th>MCSE (points)</th></tr>",
-    ]
-    for label, s in result["scenarios"].items():
-        mean, hdi, error = _p(s["p_success"])
-        parts.append(
-            f"<tr><td><code>{escape(label)}</code> — {escape(s['title'])}</td><td class='num'>{mean}</td>"
-            f"<td class='num'>{hdi}</td><td class='num'>{error}</td></tr>"
-        )
-    parts += ["</table>", f"<img src='{figures['overlay']}' alt='P(success) of each scenario'>"]
-    for i, pair in enumerate(result["pairs"]):
-        a, b = escape(pair["a"]), escape(pair["b"])
-        parts += [
-            f"<h2>{a} vs {b}</h2>",
-            f"<p>P({a} &gt; {b}) = <b>{_greater(pair)}</b> (draws paired independently, ties count one half).</p>",
-            *[
-                f"<p>{escape(line).replace('**', '')}</p>"
-                for line in _recommendation_lines(pair)
-                if line
-            ],
-            f"<h3>What explains the gap</h3><p>Each assumption of <code>{b}</code> swapped into <code>{a}</code> alone; "
-            "bars show how far P(success) moves from A's value.</p>",
-        ]
-        if figures.get(f"tornado{i}"):
-            parts.append(f"<img src='{figures[f'tornado{i}']}' alt='Attribution tornado'>")
-        parts.append(
-            "<table><tr><th>path</th><th>A</th><th>with B's version</th><th>change</th>"
-            "<th>MCSE (points)</th><th>method</th></tr>"
-        )
-        for r in pair["attribution"]:
-            cells = "".join(f"<td class='num'>{c}</td>" for c in _row(r))
-            parts.append(
-                f"<tr><td><code>{escape(r['path'])}</code></td>{cells}"
-                f"<td>{escape(method_label(r))}{' — ' + escape(r['note']) if r.get('note') and r['method'] != 'refit' else ''}</td></tr>"
-            )
-        parts += [
-            "</table><h3>Differences</h3>",
-            f"<table><tr><th>path</th><th>{a}</th><th>{b}</th></tr>",
-        ]
-        for d in pair["differences"]:
-            qa = f"<blockquote>“{escape(d['why_a'])}”</blockquote>" if d.get("why_a") else ""
-            qb = f"<blockquote>“{escape(d['why_b'])}”</blockquote>" if d.get("why_b") else ""
-            parts.append(
-                f"<tr><td><code>{escape(d['path'])}</code></td><td>{escape(str(d['a']))}{qa}</td>"
-                f"<td>{escape(str(d['b']))}{qb}</td></tr>"
-            )
-        parts.append("</table>")
-    parts += [f"<p class='meta'>Method: {escape(result['attribution_method'])}.</p></body></html>"]
-    return "\n".join(parts)
+    """report.html of a comparison; ``figures`` are ``overlay`` and ``tornado<i>`` (pair i)."""
+    return ENV.get_template("compare.html").render(
+        result=result,
+        figures=figures,
+        greater=_greater,
+        recommendation_lines=_recommendation_lines,
+        attribution_cells=_row,
+        method_label=method_label,
+    )
 
 
 def write_compare(result: dict[str, Any], sources, folder: Path) -> None:
