@@ -65,6 +65,7 @@ def test_report_contract(bundled_run, name):
     _, out = bundled_run
     folder = out / name
     assert sorted(p.name for p in folder.iterdir()) == [
+        "figures",  # the run's figures as PNG, so report.html can be rendered again
         "posterior.nc",
         "report.html",
         "scenario.resolved.yaml",
