@@ -13,11 +13,15 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from forecast.errors import Problem, ScenarioError, did_you_mean
-from forecast.scenario import MAX_EXACT_FACTORS, Loaded
+from forecast.scenario import MAX_EXACT_FACTORS, Factor, Loaded, Reference, Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 UNKNOWN = -1
 #: Beyond this many rows the file is refused rather than risk the memory target.
@@ -86,11 +90,37 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
     ScenarioError
         Naming the row and column of every bad value found.
     """
+    path = data_path(sc, allow_outside)
+    df, blob = read_rows(path)
+    check_columns(sc, df, path)
+    rows = Rows(filtered(df, sc.spec.reference), path)
+    ids = rows.round_ids()
+    start = rows.dates("start_date")
+    end = rows.dates("end_date").fillna(start) if "end_date" in rows.df.columns else start
+    y = outcomes(sc.spec, rows, end)
+    x = factor_values(sc.spec, rows)
+    has_outcome = modelled_rounds(sc, rows, x, y)
+    return ReferenceData(
+        path=path,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        round_id=ids[has_outcome].tolist(),
+        date=[d.date() for d in start[has_outcome]],
+        group=groups(sc.spec.reference, rows, has_outcome),
+        x=x[has_outcome],
+        y=y[has_outcome],
+        n_filtered=len(rows.df),
+        n_unknown_outcome=int((~has_outcome).sum()),
+        end=[d.date() for d in end[has_outcome]],
+    )
+
+
+def read_rows(path: Path) -> tuple[pd.DataFrame, bytes]:
+    """The CSV as text cells, with each row's line in the file (``_line``), and its bytes.
+
+    Refused if larger than 200 MB, not CSV, or longer than :data:`MAX_ROWS` rows.
+    """
     import pandas as pd
 
-    spec, ref = sc.spec, sc.spec.reference
-    assert ref is not None
-    path = data_path(sc, allow_outside)
     blob = path.read_bytes()
     if os.path.getsize(path) > 200 * 2**20:
         raise ScenarioError.one("data file is larger than 200 MB", path)
@@ -105,6 +135,17 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
     df.columns = [c.strip() for c in df.columns]
     # line numbers in the file: header is line 1
     df["_line"] = np.arange(2, len(df) + 2)
+    return df, blob
+
+
+def check_columns(sc: Loaded, df: pd.DataFrame, path: Path) -> None:
+    """Every column the file needs, and every column the scenario names, is in it.
+
+    Raises one :class:`ScenarioError` listing each missing column: the required ones at
+    the CSV's header, the named ones where the scenario names them.
+    """
+    spec, ref = sc.spec, sc.spec.reference
+    assert ref is not None
     problems: list[Problem] = []
 
     def need(col: str, loc: tuple) -> None:
@@ -135,6 +176,13 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
     if problems:
         raise ScenarioError(problems)
 
+
+def filtered(df: pd.DataFrame, ref: Reference | None) -> pd.DataFrame:
+    """The rows ``reference.filter`` keeps and ``reference.exclude`` does not drop."""
+    import pandas as pd
+
+    assert ref is not None
+
     def matches(row_values: pd.Series, wanted) -> pd.Series:
         wanted = wanted if isinstance(wanted, list) else [wanted]
         return row_values.str.strip().isin([str(w) for w in wanted])
@@ -144,9 +192,17 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         keep &= matches(df[col], wanted)
     for col, wanted in ref.exclude.items():
         keep &= ~matches(df[col], wanted)
-    df = df[keep]
+    return df[keep]
 
-    def refuse_first(bad, message: str, column: str | None = None) -> None:
+
+@dataclass
+class Rows:
+    """The reference rounds kept, and the CSV they came from, to name in errors."""
+
+    df: pd.DataFrame
+    path: Path
+
+    def refuse_first(self, bad, message: str, column: str | None = None) -> None:
         """If any row is bad, stop at the first, naming its line and column.
 
         ``message`` may use ``{value}``, the offending cell as written.
@@ -155,35 +211,49 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         if not bad.any():
             return
         i = int(np.argmax(bad))
-        value = str(df[column].iloc[i]) if column else ""
+        value = str(self.df[column].iloc[i]) if column else ""
         # replace, not format: names in the message are the author's and may hold braces
         message = message.replace("{value}", value)
-        raise ScenarioError.one(message, path, int(df["_line"].iloc[i]), column)
+        raise ScenarioError.one(message, self.path, int(self.df["_line"].iloc[i]), column)
 
-    ids = df["round_id"].str.strip()
-    refuse_first(ids == "", "round_id is blank: every round needs an id", "round_id")
-    dup = ids[ids.duplicated()]
-    if len(dup):
-        row = df.loc[dup.index[0]]
-        raise ScenarioError.one(
-            f"round_id '{dup.iloc[0]}' appears twice", path, int(row["_line"]), "round_id"
-        )
+    def round_ids(self) -> pd.Series:
+        """Each round's ``round_id``: never blank, never twice."""
+        df = self.df
+        ids = df["round_id"].str.strip()
+        self.refuse_first(ids == "", "round_id is blank: every round needs an id", "round_id")
+        dup = ids[ids.duplicated()]
+        if len(dup):
+            row = df.loc[dup.index[0]]
+            raise ScenarioError.one(
+                f"round_id '{dup.iloc[0]}' appears twice", self.path, int(row["_line"]), "round_id"
+            )
+        return ids
 
-    def dates(col: str) -> pd.Series:
-        text = df[col].str.strip()
+    def dates(self, col: str) -> pd.Series:
+        """A column of YYYY-MM-DD dates, blank as NaT (``start_date`` never blank)."""
+        import pandas as pd
+
+        text = self.df[col].str.strip()
         if col == "start_date":
-            refuse_first(
+            self.refuse_first(
                 text == "", "start_date is blank: every round needs the date it started", col
             )
         parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-        refuse_first(
+        self.refuse_first(
             parsed.isna() & (text != ""), "'{value}' is not a date (expected YYYY-MM-DD)", col
         )
         return parsed
 
-    start = dates("start_date")
-    end = dates("end_date").fillna(start) if "end_date" in df.columns else start
 
+def outcomes(spec: Scenario, rows: Rows, end: pd.Series) -> np.ndarray:
+    """``y[i, s]``: stage s's outcome in round i, if known before ``spec.before``.
+
+    Stages are read in order until one has no column; a stage's outcome counts only if
+    the round passed every earlier stage and that was known in time too (censoring).
+    """
+    import pandas as pd
+
+    df = rows.df
     y = np.full((len(df), len(spec.stages)), UNKNOWN, dtype=np.int8)
     before = pd.Timestamp(spec.before)
     raw_passed = np.ones(len(df), dtype=bool)  # the file says it passed every earlier stage
@@ -192,13 +262,13 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         if not st.column:
             break
         raw = df[st.column].str.strip()
-        refuse_first(
+        rows.refuse_first(
             ~raw.isin(["0", "1", ""]), "outcome must be 0, 1 or blank, got '{value}'", st.column
         )
         value = raw.replace("", "-1").astype(int).to_numpy()
         if s_idx:
             prev = list(spec.stages)[s_idx - 1]
-            refuse_first(
+            rows.refuse_first(
                 ~raw_passed & (value != UNKNOWN),
                 f"outcome given for a round that did not pass stage '{prev}': must be blank",
                 st.column,
@@ -208,35 +278,50 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         y[:, s_idx] = np.where(observed, value, UNKNOWN)
         raw_passed &= value == 1
         obs_passed &= observed & (value == 1)
+    return y
 
-    factor_names = list(spec.factors)
-    x = np.full((len(df), len(factor_names)), UNKNOWN, dtype=np.int8)
+
+def factor_values(spec: Scenario, rows: Rows) -> np.ndarray:
+    """``x[i, f]``: whether factor f held in round i (1, 0, or -1 for unknown)."""
+    x = np.full((len(rows.df), len(spec.factors)), UNKNOWN, dtype=np.int8)
     for f_idx, (name, fac) in enumerate(spec.factors.items()):
-        if fac.column is None:
-            x[:, f_idx] = UNKNOWN if fac.in_reference is not None else 0
-            continue
-        raw = df[fac.column].str.strip()
-        refuse_first(
-            ~(raw.str.fullmatch(r"-?\d+") | (raw == "")),
-            "factor value must be an integer or blank, got '{value}'",
+        x[:, f_idx] = factor_column(name, fac, rows)
+    return x
+
+
+def factor_column(name: str, fac: Factor, rows: Rows) -> np.ndarray | int:
+    """One factor's values: from its column (blank is unknown, which needs an
+    ``in_reference`` rate), else unknown if it has that rate and 0 (never held) if not."""
+    if fac.column is None:
+        return UNKNOWN if fac.in_reference is not None else 0
+    raw = rows.df[fac.column].str.strip()
+    rows.refuse_first(
+        ~(raw.str.fullmatch(r"-?\d+") | (raw == "")),
+        "factor value must be an integer or blank, got '{value}'",
+        fac.column,
+    )
+    blank = (raw == "").to_numpy()
+    if fac.in_reference is None:
+        rows.refuse_first(
+            blank,
+            f"blank value for factor '{name}' and the factor has no in_reference rate "
+            "to marginalise it with",
             fac.column,
         )
-        blank = (raw == "").to_numpy()
-        if fac.in_reference is None:
-            refuse_first(
-                blank,
-                f"blank value for factor '{name}' and the factor has no in_reference rate "
-                "to marginalise it with",
-                fac.column,
-            )
-        holds = np.where(
-            blank, UNKNOWN, (raw.replace("", "-999").astype(int) == fac.holds_when).astype(int)
-        )
-        x[:, f_idx] = holds
+    return np.where(
+        blank, UNKNOWN, (raw.replace("", "-999").astype(int) == fac.holds_when).astype(int)
+    )
 
+
+def modelled_rounds(sc: Loaded, rows: Rows, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Which rounds have an outcome, the ones the model learns from.
+
+    Refused if one of them has more than :data:`MAX_EXACT_FACTORS` unknown factor values,
+    or if there are more than :data:`MAX_MODEL_ROUNDS` of them.
+    """
     has_outcome = (y != UNKNOWN).any(axis=1)
     too_many = (x == UNKNOWN).sum(axis=1) > MAX_EXACT_FACTORS
-    refuse_first(
+    rows.refuse_first(
         too_many & has_outcome,
         f"round has more than {MAX_EXACT_FACTORS} unknown factor values; give columns or "
         "fewer factors without one",
@@ -250,18 +335,11 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
             sc.line_of(("reference", "data")),
             "reference.data",
         )
-    group = None
-    if ref.group:
-        group = df[ref.group].str.strip()[has_outcome].tolist()
-    return ReferenceData(
-        path=path,
-        sha256=hashlib.sha256(blob).hexdigest(),
-        round_id=ids[has_outcome].tolist(),
-        date=[d.date() for d in start[has_outcome]],
-        group=group,
-        x=x[has_outcome],
-        y=y[has_outcome],
-        n_filtered=len(df),
-        n_unknown_outcome=int((~has_outcome).sum()),
-        end=[d.date() for d in end[has_outcome]],
-    )
+    return has_outcome
+
+
+def groups(ref: Reference | None, rows: Rows, has_outcome: np.ndarray) -> list[str] | None:
+    """Each modelled round's ``reference.group`` value, if the scenario groups rounds."""
+    if ref is None or not ref.group:
+        return None
+    return rows.df[ref.group].str.strip()[has_outcome].tolist()

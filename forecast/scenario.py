@@ -1,20 +1,23 @@
-"""The scenario file format (PRODUCT §1): pydantic models, loading and ``--set``.
+"""The scenario file format (PRODUCT §1): pydantic models and the assumptions they hold.
 
-This module knows YAML and pydantic, nothing of PyMC. Loading keeps line numbers so
-every error names the file, the line and the field.
+This module knows pydantic, nothing of PyMC. The rest of the format is split out, each
+part importable from here as before: reading YAML with its line numbers
+(:mod:`forecast.yamlfile`), loading a file (:mod:`forecast.loading`: :func:`load`,
+:func:`from_raw`), the checks across sections (:mod:`forecast.crosscheck`) and ``--set``
+(:mod:`forecast.overrides`). Loading keeps line numbers so every error names the file,
+the line and the field.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import io
+import importlib
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,14 +25,19 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictInt,
-    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from forecast.beliefs import Belief, parse_belief, scale_ranges
-from forecast.errors import Problem, ScenarioError, did_you_mean
+from forecast.errors import Problem, did_you_mean
+from forecast.yamlfile import _line_of as _line_of
+from forecast.yamlfile import _plain as _plain
+from forecast.yamlfile import _refuse_tags as _refuse_tags
+from forecast.yamlfile import _yaml as _yaml
+from forecast.yamlfile import parse_yaml as parse_yaml
+from forecast.yamlfile import read_text as read_text
 
 SCHEMA_VERSION = 1
 #: Beyond this many factors the case is integrated by Monte Carlo over factor states.
@@ -481,7 +489,7 @@ def assumptions(s: Scenario) -> list[Assumption]:
     return out
 
 
-# ----------------------------------------------------------------------------- loading
+# ----------------------------------------------------------------------------- a loaded file
 
 
 @dataclass
@@ -500,423 +508,35 @@ class Loaded:
         return _line_of(self.lines, loc)
 
 
-def _yaml():
-    from ruamel.yaml import YAML
+# ----------------------------------------------------------------------------- moved names
 
-    y = YAML(typ="rt")  # round-trip: keeps line numbers; builds no Python objects from tags
-    y.allow_duplicate_keys = False
-    return y
+#: Names once defined here, now in modules that import this one (they need its models):
+#: imported on first use (PEP 562), so ``from forecast.scenario import load`` keeps
+#: working and importing either module first makes no import cycle.
+_MOVED = {
+    "load": "forecast.loading",
+    "from_raw": "forecast.loading",
+    "_problems": "forecast.loading",
+    "cross_check": "forecast.crosscheck",
+    "apply_override": "forecast.overrides",
+    "_allowed_keys": "forecast.overrides",
+}
 
-
-def _plain(node: Any, loc: tuple, lines: dict[tuple, int], file: Path) -> Any:
-    """Copy a ruamel tree into plain dicts and lists, recording each path's line."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
-
-    tag = getattr(node, "tag", None)
-    tag_value = getattr(tag, "value", tag) if tag is not None else None
-    # any explicit tag is refused: application tags (!x), language tags (!!python/...,
-    # which ruamel expands to tag:yaml.org,2002:python/...) and core ones alike
-    if isinstance(node, TaggedScalar) or tag_value:
-        raise ScenarioError.one(
-            f"YAML tag '{str(tag_value).replace('tag:yaml.org,2002:', '!!')}' is not allowed: "
-            "write plain values",
-            file,
-            lines.get(loc),
-            ".".join(map(str, loc)) or None,
-        )
-    if isinstance(node, CommentedMap):
-        out = {}
-        for key in node:
-            line = node.lc.key(key)[0] + 1
-            if not isinstance(key, str):
-                raise ScenarioError.one(
-                    f"keys must be text, got {key!r}", file, line, ".".join(map(str, loc)) or None
-                )
-            lines[(*loc, key)] = line
-            out[key] = _plain(node[key], (*loc, key), lines, file)
-        return out
-    if isinstance(node, CommentedSeq):
-        out_l = []
-        for i, item in enumerate(node):
-            lines[(*loc, i)] = node.lc.item(i)[0] + 1
-            out_l.append(_plain(item, (*loc, i), lines, file))
-        return out_l
-    if isinstance(node, dt.datetime):
-        return node
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    return node
+if TYPE_CHECKING:  # for type checkers and the import graph; at run time, __getattr__
+    from forecast.crosscheck import cross_check as cross_check
+    from forecast.loading import _problems as _problems
+    from forecast.loading import from_raw as from_raw
+    from forecast.loading import load as load
+    from forecast.overrides import _allowed_keys as _allowed_keys
+    from forecast.overrides import apply_override as apply_override
 
 
-def parse_yaml(text: str, file: Path, loc: tuple = ()) -> tuple[Any, dict[tuple, int]]:
-    """Load YAML safely, returning plain data and a path → line map."""
-    from ruamel.yaml.error import MarkedYAMLError
-
-    try:
-        node = _yaml().load(io.StringIO(text))
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else None
-        what = (e.problem or e.context or "could not be read").strip()
-        raise ScenarioError.one(f"YAML syntax error: {what}", file, line) from None
-    except RecursionError:
-        raise ScenarioError.one("YAML is nested too deeply", file) from None
-    except Exception as e:  # ruamel's constructors raise anything on odd tags
-        _refuse_tags(text, file, loc)
-        raise ScenarioError.one(f"YAML could not be read: {e}", file) from None
-    lines: dict[tuple, int] = {}
-    try:
-        return _plain(node, loc, lines, file), lines
-    except RecursionError:
-        raise ScenarioError.one("YAML is nested too deeply", file) from None
+def __getattr__(name: str) -> Any:
+    """A name of :data:`_MOVED`, from the module that defines it now."""
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_MOVED[name]), name)
 
 
-def _refuse_tags(text: str, file: Path, loc: tuple = ()) -> None:
-    """Raise a located error for the first explicit tag in ``text``, if there is one.
-
-    Used where building a tagged value failed (``!!omap`` on a scalar, say) before
-    the tree could be walked: the scanner finds the tag's line without building
-    anything, the composed node tree the field on that line.
-    """
-    y = _yaml()
-    try:
-        tag = next(t for t in y.scan(io.StringIO(text)) if type(t).__name__ == "TagToken")
-    except Exception:  # no tag, or text the scanner cannot read either
-        return
-    line, column = tag.start_mark.line, tag.start_mark.column
-    field = None
-    try:
-        stack = [(y.compose(io.StringIO(text)), loc)]
-        while stack and field is None:
-            node, path = stack.pop()
-            if (node.start_mark.line, node.start_mark.column) == (line, column) and path:
-                field = ".".join(map(str, path))
-            if type(node).__name__ == "MappingNode":
-                stack += [(v, (*path, k.value)) for k, v in node.value]
-            elif type(node).__name__ == "SequenceNode":
-                stack += [(v, (*path, i)) for i, v in enumerate(node.value)]
-    except Exception:  # the line alone still locates it
-        pass
-    handle, suffix = tag.value
-    raise ScenarioError.one(
-        f"YAML tag '{handle or ''}{suffix}' is not allowed: write plain values",
-        file,
-        line + 1,
-        field,
-    )
-
-
-def _line_of(lines: dict[tuple, int], loc: tuple) -> int | None:
-    for n in range(len(loc), -1, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return None
-
-
-def _problems(err: ValidationError, file: Path, lines: dict[tuple, int]) -> list[Problem]:
-    out = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if isinstance(p, int) or "[" not in str(p))
-        cause = (e.get("ctx") or {}).get("error")
-        if isinstance(cause, UnknownKey):
-            loc = (*loc, cause.key)
-        if loc and loc[-1] == "belief" and loc not in lines and loc[:-1] in lines:
-            loc = loc[:-1]  # a bare belief where {belief: ..., why: ...} may be written
-        kind = e["type"]
-        if kind == "missing":
-            msg = f"missing required key '{loc[-1]}'"
-        elif kind == "literal_error" and loc == ("schema",):
-            msg = f"unsupported schema {e['input']!r}: this version of forecast reads schema 1"
-        else:
-            msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-            if kind in (
-                "string_type",
-                "int_type",
-                "float_type",
-                "date_type",
-                "date_from_datetime_parsing",
-                "date_parsing",
-            ):
-                msg += f", got {e['input']!r}"
-        field_path = ".".join(map(str, loc)) or None
-        out.append(Problem(msg, file, _line_of(lines, loc), field_path))
-    # pydantic reports each failed branch of a union; one message per field is enough
-    seen, unique = set(), []
-    for p in out:
-        if p.field not in seen:
-            seen.add(p.field)
-            unique.append(p)
-    return unique
-
-
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError.one("no such file", path) from None
-    except IsADirectoryError:
-        raise ScenarioError.one("is a folder, not a scenario file", path) from None
-    except UnicodeDecodeError:
-        raise ScenarioError.one("not UTF-8 text", path) from None
-    except OSError as e:
-        raise ScenarioError.one(f"cannot be read: {e.strerror}", path) from None
-
-
-def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loaded:
-    """Read, override and validate a scenario file.
-
-    Parameters
-    ----------
-    path
-        The YAML file.
-    overrides
-        ``PATH=VALUE`` strings, as ``--set`` takes them.
-
-    Raises
-    ------
-    ScenarioError
-        With every problem found, each naming file, line and field.
-    """
-    path = Path(path)
-    text = read_text(path)
-    raw, lines = parse_yaml(text, path)
-    if not isinstance(raw, dict):
-        first = min(lines.values(), default=1)
-        raise ScenarioError.one("a scenario must be a YAML mapping (key: value lines)", path, first)
-    applied = []
-    for item in overrides:
-        change = apply_override(raw, lines, item, path)
-        if change is not None:  # a value equal to the file's own is no change
-            applied.append("{}={}".format(*change))
-    try:
-        return from_raw(raw, path, lines, hashlib.sha256(text.encode()).hexdigest(), applied)
-    except ScenarioError as e:
-        set_paths = [a.split("=", 1)[0] for a in applied]
-        for i, p in enumerate(e.problems):
-            if p.field and any(p.field == k or p.field.startswith(k + ".") for k in set_paths):
-                e.problems[i] = Problem(
-                    p.message + " (value given with --set)", p.file, p.line, p.field
-                )
-        raise
-
-
-def from_raw(
-    raw: dict[str, Any],
-    path: Path,
-    lines: dict[tuple, int] | None = None,
-    sha256: str = "",
-    overrides: list[str] | None = None,
-) -> Loaded:
-    """Validate a scenario given as plain data (a file's, or one changed in memory)."""
-    lines = lines or {}
-    try:
-        spec = Scenario.model_validate(raw)
-    except ValidationError as e:
-        raise ScenarioError(_problems(e, path, lines)) from None
-    loaded = Loaded(spec, path, sha256, raw, lines, list(overrides or []))
-    problems, warnings = cross_check(loaded)
-    if problems:
-        raise ScenarioError(problems)
-    loaded.warnings = warnings
-    return loaded
-
-
-def cross_check(sc: Loaded) -> tuple[list[Problem], list[Problem]]:
-    """Checks that span sections: names used before defined, words, stage order."""
-    s, f = sc.spec, sc.path
-    problems: list[Problem] = []
-    warnings: list[Problem] = []
-
-    def problem(loc: tuple, msg: str) -> None:
-        problems.append(Problem(msg, f, sc.line_of(loc), ".".join(map(str, loc))))
-
-    if s.decision is not None:
-        for name in s.decision.options:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
-                problem(
-                    ("decision", "options", name),
-                    f"'{name}' is not a valid name: use letters, digits and underscores",
-                )
-    ranges = scale_ranges(s.words.model_dump() if s.words else None)
-    from forecast.beliefs import SCALE_OF_ROLE
-
-    claims = list(assumptions(s))
-    if s.question.author_forecast is not None:
-        af = s.question.author_forecast
-        claims.append(
-            Assumption(
-                "question.author_forecast",
-                af.belief,
-                af.why,
-                None,
-                af.note,
-                "question.author_forecast",
-            )
-        )
-    unjustified = set()
-    for a in claims:
-        b = a.belief
-        if b.kind == "word":
-            scale = ranges[SCALE_OF_ROLE[b.role]]
-            if b.word not in scale:
-                loc = tuple(a.path.split("."))
-                problem(
-                    loc,
-                    f"unknown word '{b.word}'{did_you_mean(b.word, scale)} "
-                    f"(words: {', '.join(scale)}; or add it under words:)",
-                )
-        if a.basis is None and a.at not in unjustified:
-            unjustified.add(a.at)
-            loc = tuple(a.at.split("."))
-            warnings.append(
-                Problem(
-                    "neither a `why:` (the author's words) nor a `note:` (your reason) "
-                    "for this assumption",
-                    f,
-                    sc.line_of(loc),
-                    a.at,
-                )
-            )
-    q = s.question
-    if q.resolves < s.source.date:
-        problem(
-            ("question", "resolves"),
-            f"resolves {q.resolves} comes before the article's date {s.source.date}: "
-            "a forecast is about the future",
-        )
-    else:
-        wait = max((st.known_after_days for st in s.stages.values()), default=0)
-        known = s.source.date + dt.timedelta(days=wait)
-        if wait and q.resolves < known:
-            warnings.append(
-                Problem(
-                    f"resolves {q.resolves} comes before success can be known: the last stage's "
-                    f"outcome is known {wait} days after it happens, so no earlier than {known} "
-                    "for talks starting on the article's date",
-                    f,
-                    sc.line_of(("question", "resolves")),
-                    "question.resolves",
-                )
-            )
-    seen_without_column = None
-    for name, st in s.stages.items():
-        for fac in st.effects:
-            if fac not in s.factors:
-                problem(
-                    ("stages", name, "effects", fac),
-                    f"unknown factor '{fac}'{did_you_mean(fac, s.factors)} "
-                    f"(factors: {', '.join(s.factors) or 'none defined'})",
-                )
-        if st.column and seen_without_column:
-            problem(
-                ("stages", name, "column"),
-                f"stage '{name}' has a column but follows stage '{seen_without_column}', "
-                "which has none: later stages can only be observed after earlier ones",
-            )
-        if not st.column:
-            seen_without_column = seen_without_column or name
-    for name, fac in s.factors.items():
-        if fac.column is None and "holds_when" in sc.raw.get("factors", {}).get(name, {}):
-            problem(("factors", name, "holds_when"), "holds_when needs a column")
-    if s.reference is not None:
-        if not any(st.column for st in s.stages.values()):
-            problem(
-                ("reference",), "reference data given, but no stage names a `column` to learn from"
-            )
-        for name, fac in s.factors.items():
-            if fac.column is None and fac.in_reference is None:
-                warnings.append(
-                    Problem(
-                        "no column and no in_reference: the factor is taken as never holding in "
-                        "the reference rounds, so its effect may be counted twice",
-                        f,
-                        sc.line_of(("factors", name)),
-                        f"factors.{name}",
-                    )
-                )
-    return problems, warnings
-
-
-# ----------------------------------------------------------------------------- --set
-
-
-def apply_override(
-    raw: dict, lines: dict[tuple, int], item: str, file: Path
-) -> tuple[str, str] | None:
-    """Apply one ``PATH=VALUE`` to the raw scenario, in place.
-
-    The value is read as YAML (scenario syntax); the path must exist in the scenario or
-    name a key its section allows. Returns ``(path, value)``, or ``None`` when the value
-    equals what the file already says.
-    """
-    if "=" not in item:
-        raise ScenarioError.one(f"--set expects PATH=VALUE, got {item!r}", field="--set")
-    key, value_text = (s.strip() for s in item.split("=", 1))
-    parts = key.split(".")
-    if not key or any(not p for p in parts):
-        raise ScenarioError.one(f"--set: {key!r} is not a dotted path", field="--set")
-    value, _ = parse_yaml(value_text, Path("--set"))
-    node: Any = raw
-    for i, part in enumerate(parts[:-1]):
-        if not isinstance(node, dict) or part not in node:
-            here = ".".join(parts[:i])
-            choices = [
-                ".".join([*parts[:i], k]) if here else k
-                for k in (node if isinstance(node, dict) else {})
-            ]
-            want = ".".join(parts[: i + 1])
-            raise ScenarioError.one(
-                f"--set: no '{want}' in the scenario{did_you_mean(want, choices)}",
-                file,
-                field=key,
-            )
-        node = node[part]
-    last = parts[-1]
-    if not isinstance(node, dict):
-        raise ScenarioError.one(
-            f"--set: '{'.'.join(parts[:-1])}' is not a section", file, field=key
-        )
-    if last not in node:
-        known = _allowed_keys(parts[:-1]) | set(node)
-        if last not in known:
-            prefix = ".".join(parts[:-1])
-            choices = [f"{prefix}.{k}" for k in known]
-            raise ScenarioError.one(
-                f"--set: no '{key}' in the scenario{did_you_mean(key, choices)}", file, field=key
-            )
-    if last in node and node[last] == value:
-        return None
-    node[last] = value
-    lines[tuple(parts)] = _line_of(lines, tuple(parts)) or 0
-    return key, value_text
-
-
-def _allowed_keys(parent: list[str]) -> set[str]:
-    """Keys the section at ``parent`` may take (so --set can add an optional key)."""
-    model: Any = Scenario
-    for part in parent:
-        fields = getattr(model, "model_fields", None)
-        if fields is None:
-            return set()
-        if part in fields:
-            ann = fields[part].annotation
-        elif part == "schema":
-            return set()
-        else:  # a name inside a dict section: step to the dict's value type
-            ann = model
-        args = getattr(ann, "__args__", ())
-        nxt = [a for a in args if hasattr(a, "model_fields")]
-        if hasattr(ann, "model_fields"):
-            model = ann
-        elif nxt:
-            model = nxt[-1]
-        else:
-            return set()
-    fields = getattr(model, "model_fields", {})
-    return {f.alias or n for n, f in fields.items()}
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MOVED})
