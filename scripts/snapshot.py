@@ -8,10 +8,11 @@ between two runs taken out (the creation time, the run time, netCDF's own bytes)
 differs or is missing now (files that are new are listed, not failed). ``--no-run
 --root CHECKOUT`` fingerprints an existing OUT written by another checkout.
 
-Text files are fingerprinted with ``created`` timestamps, ``run time`` and the checkout's
-own path blanked;
+Text files are fingerprinted with ``created`` timestamps, ``run time``, the checkout's
+own path and the snapshot's folder blanked;
 ``posterior.nc`` by its groups' values and attributes (the provenance without
-``created``), since netCDF bytes hold the write time.
+``created``, and without the ``created_at`` and ``sampling_time`` ArviZ stamps), since
+netCDF bytes hold the write time.
 """
 
 from __future__ import annotations
@@ -30,9 +31,15 @@ _CREATED = re.compile(r'("created": ")[^"]*(")|(created )\S+?(\.|<)|(<th>created
 _RUN_TIME = re.compile(r"(<th>run time</th><td>)[^<]*")
 
 
-def _blank(text: str, root: Path) -> str:
+#: netCDF attributes ArviZ and PyMC stamp on every run (when, and how long, it sampled).
+RUN_ATTRS = ("created_at", "sampling_time")
+
+
+def _blank(text: str, root: Path, out: Path | None = None) -> str:
     text = _CREATED.sub(lambda m: "".join(g or "" for g in m.groups()), text)
     text = text.replace(str(root), "<root>")  # the checkout's path, in provenance
+    if out is not None:
+        text = text.replace(str(out), "<out>")  # where this snapshot was written
     return _RUN_TIME.sub(r"\1", text)
 
 
@@ -44,7 +51,7 @@ def _netcdf(path: Path, root: Path) -> str:
     h = hashlib.sha256()
     for node in sorted(tree.subtree, key=lambda n: n.path):
         h.update(node.path.encode())
-        attrs = dict(node.attrs)
+        attrs = {k: v for k, v in node.attrs.items() if k not in RUN_ATTRS}
         if "provenance" in attrs:
             prov = json.loads(attrs["provenance"])
             prov.pop("created", None)
@@ -57,11 +64,11 @@ def _netcdf(path: Path, root: Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint(path: Path, root: Path = ROOT) -> str:
+def fingerprint(path: Path, root: Path = ROOT, out: Path | None = None) -> str:
     if path.suffix == ".nc":
         return _netcdf(path, root)
     if path.suffix in (".json", ".md", ".html", ".yaml", ".csv", ".txt"):
-        return hashlib.sha256(_blank(path.read_text(), root).encode()).hexdigest()
+        return hashlib.sha256(_blank(path.read_text(), root, out).encode()).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_run:
         produce(args.out)
     manifest = {
-        str(p.relative_to(args.out)): fingerprint(p, args.root)
+        str(p.relative_to(args.out)): fingerprint(p, args.root, args.out.resolve())
         for p in sorted(args.out.rglob("*"))
         if p.is_file() and p.name != "manifest.json" and not p.name.startswith(".")
     }
