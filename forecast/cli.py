@@ -666,3 +666,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+from forecast import cli_ledger  # noqa: E402,F401  (registers record, resolve, scores)
