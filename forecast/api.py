@@ -363,7 +363,10 @@ def attribution_row(path: str, base: Variant, v: Variant) -> dict[str, Any]:
 def _ensure_report(prep: Prepared, out: str | Path, progress=None) -> Path:
     """The scenario's report folder, fitting and writing it first if it is not there."""
     folder = Path(out) / prep.folder_name
-    if not (folder / "summary.json").is_file() or not (folder / "posterior.nc").is_file():
+    # figures/index.json: the page is rendered from the folder (a folder from an older
+    # version has none, and is fitted again rather than rendered without its figures)
+    needed = ("summary.json", "posterior.nc", "figures/index.json")
+    if not all((folder / name).is_file() for name in needed):
         if progress:
             progress("no report yet: fitting first")
         run(prep, out, progress)

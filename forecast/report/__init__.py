@@ -76,15 +76,6 @@ def make_figures(prep, fit, summary: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def summary_decision(prep, draws) -> dict[str, Any]:
-    from forecast.decision import summarise
-    from forecast.scenario import assumptions
-
-    spec = prep.loaded.spec
-    beliefs = [a.path for a in assumptions(spec) if not prep.priors[a.path].is_constant]
-    return summarise(draws, spec, beliefs)
-
-
 def resolved_yaml(prep) -> str:
     """The scenario with every word and range replaced by the distribution it became."""
     import io

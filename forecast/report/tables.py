@@ -128,7 +128,25 @@ def markdown(summary: dict[str, Any]) -> str:
     for name, st in rows:
         mean, hdi, error = pct_row(st)
         lines.append(f"| {name} | {mean} | {hdi} | {error} |")
+    lines += assumptions_markdown(summary["assumptions"])
+    lines += pull_markdown(summary)
+    lines += diagnostics_markdown(summary)
+    p = summary["provenance"]
     lines += [
+        "",
+        "## Provenance",
+        "",
+        f"scenario sha256 `{p['scenario_sha256'][:12]}`, data sha256 `{(p['data_sha256'] or '—')[:12]}`, "
+        f"seed {p['seed']}, {p['chains']}×{p['draws']} draws, overrides {p['overrides'] or 'none'}, "
+        f"created {p['created']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def assumptions_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """Each assumption's belief, prior, posterior, weight, basis and its quote or note."""
+    lines = [
         "",
         "## Assumptions",
         "",
@@ -139,7 +157,7 @@ def markdown(summary: dict[str, Any]) -> str:
         "|---|---|---|---|---:|---|---|",
     ]
     previous = None
-    for a in summary["assumptions"]:
+    for a in rows:
         reason = []
         if a["why"]:
             reason.append("(same quote)" if a["why"] == previous else f"“{a['why']}”")
@@ -153,8 +171,13 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{a.get('basis') or '—'} | {text} |"
         )
         previous = a["why"]
-    lines += pull_markdown(summary)
-    lines += ["", "## Diagnostics", ""]
+    return lines
+
+
+def diagnostics_markdown(summary: dict[str, Any]) -> list[str]:
+    """The sampler's verdict, the reference class, model checks and warnings."""
+    d = summary["diagnostics"]
+    lines = ["", "## Diagnostics", ""]
     if d["method"] == "nuts":
         verdict = "pass" if d["passed"] else "**FAIL**"
         lines.append(
@@ -173,17 +196,7 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += checks_markdown(summary.get("checks"))
     if summary["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
-    p = summary["provenance"]
-    lines += [
-        "",
-        "## Provenance",
-        "",
-        f"scenario sha256 `{p['scenario_sha256'][:12]}`, data sha256 `{(p['data_sha256'] or '—')[:12]}`, "
-        f"seed {p['seed']}, {p['chains']}×{p['draws']} draws, overrides {p['overrides'] or 'none'}, "
-        f"created {p['created']}.",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def update_sentence(summary: dict[str, Any]) -> str | None:
