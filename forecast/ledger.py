@@ -155,7 +155,11 @@ class Ledger:
 
     def __init__(self, ledger: str | os.PathLike | None = None, *, create: bool = True) -> None:
         self.url, self.path = ledger_url(ledger)
-        self.label = str(self.path) if self.path else self.url.render_as_string(True)
+        raw = str(ledger) if ledger else os.environ.get(ENV) or DEFAULT_FILE
+        if self.path is None:
+            self.label = self.url.render_as_string(hide_password=True)
+        else:  # as the user wrote it
+            self.label = raw if "://" not in raw else str(self.path)
         if self.path is not None:
             _check_sqlite_file(self.path, create)
         with self._errors():

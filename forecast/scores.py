@@ -301,7 +301,7 @@ def authors_figure(rows: list[dict[str, Any]]) -> str:
                 markersize=7,
                 markerfacecolor=color if r["kind"] == "model" else "white",
             )
-    for label, style in (("model (90% interval)", "o"), ("stated by the author", "D")):
+    for label, style in (("model", "o"), ("stated by the author", "D")):
         ax.plot(
             [],
             [],
@@ -317,6 +317,7 @@ def authors_figure(rows: list[dict[str, Any]]) -> str:
     ax.set_xlim(0, 1)
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("forecast probability of yes")
+    ax.set_title("each forecast, with its 90% interval", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncols=4, frameon=False)
     return _png(fig)
 
