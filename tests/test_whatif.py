@@ -120,7 +120,9 @@ def test_compare_reads_a_report_folder_without_refitting(write_scenario, tmp_pat
         calls.append(prep.id)
         return real_run(prep, *args, **kwargs)
 
-    monkeypatch.setattr(api, "run", counting_run)
+    from forecast import views
+
+    monkeypatch.setattr(views, "run", counting_run)  # compare fits through views.run
     again, _ = api.compare([tmp_path / "test", b], out=tmp_path)
     assert calls == ["other"]  # only b, the scenario file, was fitted
     assert again["scenarios"]["test"]["p_success"] == first["scenarios"]["test"]["p_success"]
