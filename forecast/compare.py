@@ -59,7 +59,11 @@ def _beliefs(loaded: Loaded, priors: dict[str, Prior]) -> dict[str, tuple[Any, s
 def _settings(loaded: Loaded) -> dict[str, Any]:
     """path → value for every setting that changes what the model learns."""
     s = loaded.spec
-    out: dict[str, Any] = {}
+    # the question's rounds and deadline change the forecast (PRODUCT §4); its text does not
+    out: dict[str, Any] = {
+        "question.rounds": s.question.rounds,
+        "question.resolves": s.question.resolves.isoformat(),
+    }
     for name, f in s.factors.items():
         for key in FACTOR_SETTINGS:
             if key in loaded.raw["factors"][name]:
@@ -117,14 +121,16 @@ def _show(v: Any) -> Any:
 # ----------------------------------------------------------------------------- swapping
 
 
-def swap(a: Loaded, b: Loaded, path: str) -> dict[str, Any]:
-    """A's raw scenario with B's version of ``path`` (B's absence = no effect).
+def swap(a: Loaded | dict[str, Any], b: Loaded, path: str) -> dict[str, Any]:
+    """A's raw scenario (a Loaded, or raw data) with B's version of ``path`` (B's absence =
+    no effect).
 
     Parents that A lacks come from B (a factor, a stage without its effects, an
     evidence item, the reference section); removing a factor removes its effects. A
-    decision that only one scenario has is swapped whole.
+    decision that only one scenario has is swapped whole. Swaps compose: the result of
+    one is a valid ``a`` for the next (``compare``'s cumulative path).
     """
-    new = copy.deepcopy(a.raw)
+    new = copy.deepcopy(a if isinstance(a, dict) else a.raw)
     braw = b.raw
     parts = path.split(".")
     if path == "reference.before":

@@ -139,7 +139,17 @@ def compare(
         },
         **{
             k: pairs[0][k]
-            for k in ("p_a_greater", "p_a_greater_mcse", "differences", "attribution")
+            for k in (
+                "p_a_greater",
+                "p_a_greater_mcse",
+                "differences",
+                "attribution",
+                "gap",
+                "gap_mcse",
+                "explained",
+                "explained_mcse",
+                "path",
+            )
         },
         "attribution_method": ATTRIBUTION_METHOD,
         "pairs": pairs,
@@ -213,12 +223,70 @@ def compare_pair(a: Side, b: Side, allow_outside: bool, say) -> dict[str, Any]:
         "p_a_greater_mcse": sig(greater_mcse),
         "differences": [d.as_json() for d in diffs],
         "attribution": rows,
+        **explained(a, b, rows),
+        "path": cumulative_path(a, b, rows, allow_outside, base_fit, say),
         "attribution_base": None if base is None else base.as_json(),
         "recommendations": {
             side.label: (side.summary.get("decision") or {}).get("recommended") for side in (a, b)
         },
         "flips": [r["path"] for r in rows if r.get("flips_recommendation")],
     }
+
+
+#: Swaps applied one by one on the cumulative path; past these, the rest in one step (B).
+PATH_STEPS = 6
+
+
+def explained(a: Side, b: Side, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The gap B − A, and how much of it the single swaps' moves add up to."""
+    from forecast.mcse import combined, round_to, sig
+
+    pa, pb = a.summary["p_success"], b.summary["p_success"]
+    gap_mcse = combined(pa.get("mcse"), pb.get("mcse"))
+    moves = [r for r in rows if r["delta"] is not None]
+    total_mcse = combined(*(r["delta_mcse"] for r in moves)) if moves else 0.0
+    return {
+        "gap": round_to(pb["mean"] - pa["mean"], gap_mcse),
+        "gap_mcse": sig(gap_mcse),
+        "explained": round_to(sum(r["delta"] for r in moves), total_mcse),
+        "explained_mcse": sig(total_mcse),
+    }
+
+
+def cumulative_path(a: Side, b: Side, rows, allow_outside: bool, base_fit, say) -> list[dict]:
+    """A turned into B one swap at a time, the largest single move first (PRODUCT §4).
+
+    Each step adds one more of B's assumptions to A; after ``PATH_STEPS`` swaps the rest
+    are applied at once, which is B itself (its own fit's P(success)).
+    """
+    from forecast.compare import swap
+    from forecast.mcse import round_to, sig
+
+    raw = a.prep.loaded.raw
+    steps = []
+    for r in rows[:PATH_STEPS]:
+        say(f"cumulative path {len(steps) + 1}: {r['path']}")
+        raw = swap(raw, b.prep.loaded, r["path"])
+        v = try_variant(raw, a.prep, a.prep.settings.seed, allow_outside, base_fit)
+        steps.append(
+            {
+                "add": r["path"],
+                "p_success": round_to(v.p_success, v.mcse),
+                "p_success_mcse": sig(v.mcse),
+                "method": v.method,
+            }
+        )
+    if len(rows) > PATH_STEPS:
+        pb = b.summary["p_success"]
+        steps.append(
+            {
+                "add": f"the other {len(rows) - PATH_STEPS} differences (B itself)",
+                "p_success": pb["mean"],
+                "p_success_mcse": pb.get("mcse"),
+                "method": "B's own fit",
+            }
+        )
+    return steps
 
 
 def attribution_row(path: str, base: Variant, v: Variant) -> dict[str, Any]:

@@ -294,3 +294,41 @@ def test_sensitivity_leaves_decision_beliefs_out_of_the_p_success_tornado(write_
     paths = {r["path"] for r in result["tornado"]}
     assert paths and not any(p.startswith("decision.") for p in paths)
     assert "stages.agreement.base_rate.belief" in paths
+
+
+def test_compare_counts_the_question_explains_the_gap_and_walks_the_path(write_scenario, tmp_path):
+    """PRODUCT §4: rounds and resolves are differences; the single swaps' sum beside the gap;
+    the cumulative path, largest first, ends at B (within Monte Carlo error)."""
+    a = write_scenario(VIEW, name="a.yaml")
+    b = write_scenario(
+        VIEW.replace("holds: likely", "holds: very unlikely").replace(
+            "sampling:",
+            "question: {text: Will it work?, success: It works., resolves: 2014-06-30, rounds: 3}\nsampling:",
+        ),
+        id="other",
+        name="b.yaml",
+    )
+    result, folder = api.compare([a, b], out=tmp_path)
+    paths = {d["path"] for d in result["differences"]}
+    assert paths == {"factors.leader.holds", "question.rounds", "question.resolves"}
+    moves = {r["path"]: r["delta"] for r in result["attribution"]}
+    assert moves["question.rounds"] > 0  # three tries at a deal rather than one
+    assert moves["question.resolves"] == 0  # the deadline acts only through the rounds
+    pa = result["scenarios"]["test"]["p_success"]["mean"]
+    pb = result["scenarios"]["other"]["p_success"]["mean"]
+    assert result["gap"] == pytest.approx(pb - pa, abs=2e-3)
+    assert result["explained"] == pytest.approx(sum(moves.values()), abs=2e-3)
+    # the rounds and the leader interact: the single swaps do not add up to the gap
+    assert abs(result["explained"] - result["gap"]) > 0.01
+    path = result["path"]
+    assert [s["add"] for s in path] == [r["path"] for r in result["attribution"]]
+    last = path[-1]  # every difference swapped in: A has become B
+    tolerance = (
+        4
+        * (last["p_success_mcse"] ** 2 + result["scenarios"]["other"]["p_success"]["mcse"] ** 2)
+        ** 0.5
+    )
+    assert abs(last["p_success"] - pb) < tolerance, (last, pb, tolerance)
+    md = (folder / "compare.md").read_text()
+    assert "add up to" in md and "becomes other" in md
+    assert "flips" not in md  # neither scenario has a decision

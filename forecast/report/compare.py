@@ -60,9 +60,36 @@ def _recommendation_lines(pair: dict[str, Any]) -> list[str]:
             + ", ".join(f"`{p}`" for p in pair["flips"])
             + "."
         )
-    else:
+    elif recs.get(pair["a"]):  # no flip line when A has no decision to flip
         out.append(f"No single assumption of `{pair['b']}` flips `{pair['a']}`'s recommendation.")
     return [*out, ""]
+
+
+def explained_text(pair: dict[str, Any]) -> str | None:
+    """How much of the gap the single swaps explain, and what is left."""
+    if pair.get("gap") is None:
+        return None
+    gap, ex = pair["gap"], pair["explained"]
+    share = f" ({100 * ex / gap:.0f}% of it)" if gap else ""
+    return (
+        f"The gap, P({pair['b']}) − P({pair['a']}), is {pct(gap, pair['gap_mcse'])}. The single "
+        f"swaps' moves add up to {pct(ex, pair['explained_mcse'])}{share}; the rest is how "
+        "the assumptions act together (one belief's effect depends on the others). Swapped in "
+        f"one after another, the largest move first, {pair['a']} becomes {pair['b']}:"
+    )
+
+
+def path_rows(pair: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The cumulative path: (what is added, P(success) after it, its MCSE, the method)."""
+    return [
+        (
+            step["add"],
+            pct(step["p_success"], step["p_success_mcse"]),
+            se(step["p_success_mcse"], 100),
+            step["method"],
+        )
+        for step in pair.get("path") or []
+    ]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -95,6 +122,16 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(
                 f"| `{r['path']}` | {a_p} | {b_p} | {change} | {error} | {method_label(r)}{note} |"
             )
+        text = explained_text(pair)
+        if text:
+            lines += [
+                "",
+                text,
+                "",
+                "| add | P(success) | MCSE (points) | method |",
+                "|---|---:|---:|---|",
+            ]
+            lines += [f"| `{a}` | {p} | {e} | {m} |" for a, p, e, m in path_rows(pair)]
         lines += ["", "### Differences", "", f"| path | {a} | {b} |", "|---|---|---|"]
         for d in pair["differences"]:
             lines.append(f"| `{d['path']}` | {d['a']} | {d['b']} |")
@@ -109,6 +146,8 @@ def html(result: dict[str, Any], figures: dict[str, str]) -> str:
         figures=figures,
         greater=_greater,
         recommendation_lines=_recommendation_lines,
+        explained_text=explained_text,
+        path_rows=path_rows,
         attribution_cells=_row,
         method_label=method_label,
     )
