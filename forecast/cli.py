@@ -374,9 +374,11 @@ def check(
             continue
         _warn(err, loaded.warnings)
         n = len(loaded.warnings)
-        _console(stderr=False).print(
-            f"{path}: ok" + (f" ({n} warning{'s' * (n != 1)})" if n else "")
-        )
+        out = _console(stderr=False)
+        out.print(f"{path}: ok" + (f" ({n} warning{'s' * (n != 1)})" if n else ""))
+        if loaded.data is not None:
+            for line in loaded.data.describe(loaded.spec):
+                out.print(_escape(line))
     raise typer.Exit(worst)
 
 

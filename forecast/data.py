@@ -49,6 +49,36 @@ class ReferenceData:
     n_filtered: int
     n_unknown_outcome: int
     end: list[dt.date] | None = None
+    n_in_file: int = 0  # rows in the CSV, before filter and exclude
+
+    def describe(self, spec: Scenario) -> list[str]:
+        """The reference class in words: what is kept, per group, and what was dropped."""
+        lines = [
+            f"reference class: {self.n_rounds} rounds with an outcome known before "
+            f"{spec.before} (of {self.n_in_file} in {self.path.name})"
+        ]
+        dropped = self.n_in_file - self.n_filtered
+        if dropped:
+            lines.append(f"  dropped by filter/exclude: {dropped}")
+        if self.n_unknown_outcome:
+            lines.append(
+                f"  dropped, no outcome known before {spec.before}: {self.n_unknown_outcome}"
+            )
+        if self.group is not None:
+            counts: dict[str, int] = {}
+            for g in self.group:
+                counts[g] = counts.get(g, 0) + 1
+            case = spec.reference.case_group if spec.reference else None
+            for g, n in sorted(counts.items()):
+                mark = "  ← the forecast's group" if str(case) == g else ""
+                lines.append(f"  {g}: {n}{mark}")
+            if case is not None and str(case) not in counts:
+                lines.append(f"  {case}: 0 (the forecast's group: no rounds, a fresh draw)")
+        for s, (name, st) in enumerate(spec.stages.items()):
+            if st.column:
+                known = int((self.y[:, s] >= 0).sum())
+                lines.append(f"  stage {name}: {known} outcomes known")
+        return lines
 
     @property
     def n_rounds(self) -> int:
@@ -93,6 +123,7 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
     path = data_path(sc, allow_outside)
     df, blob = read_rows(path)
     check_columns(sc, df, path)
+    check_values(sc, df, path)
     rows = Rows(filtered(df, sc.spec.reference), path)
     ids = rows.round_ids()
     start = rows.dates("start_date")
@@ -111,6 +142,7 @@ def load_reference(sc: Loaded, allow_outside: bool = False) -> ReferenceData:
         n_filtered=len(rows.df),
         n_unknown_outcome=int((~has_outcome).sum()),
         end=[d.date() for d in end[has_outcome]],
+        n_in_file=len(df),
     )
 
 
@@ -175,6 +207,46 @@ def check_columns(sc: Loaded, df: pd.DataFrame, path: Path) -> None:
             need(fac.column, ("factors", name, "column"))
     if problems:
         raise ScenarioError(problems)
+
+
+def check_values(sc: Loaded, df: pd.DataFrame, path: Path) -> None:
+    """Every value ``filter`` and ``exclude`` name, and the ``case_group``, must be in the
+    data: a typo would silently keep nothing, or forecast a track the data never saw."""
+    ref = sc.spec.reference
+    problems: list[Problem] = []
+
+    def present(col: str) -> list[str]:
+        return sorted(set(df[col].str.strip()) - {""})
+
+    for section in ("filter", "exclude"):
+        for col, wanted in getattr(ref, section).items():
+            values = present(col)
+            for w in wanted if isinstance(wanted, list) else [wanted]:
+                if str(w) not in values:
+                    problems.append(
+                        Problem(
+                            f"no row of {path.name} has {col} = {w!r}{did_you_mean(str(w), values)}"
+                            f" (values: {', '.join(values[:12])}{', …' if len(values) > 12 else ''})",
+                            sc.path,
+                            sc.line_of(("reference", section, col)),
+                            f"reference.{section}.{col}",
+                        )
+                    )
+    if problems:
+        raise ScenarioError(problems)
+    if ref.case_group is None or ref.case_group_is_new:
+        return
+    kept = filtered(df, ref)
+    groups_kept = sorted(set(kept[ref.group].str.strip()) - {""})
+    if str(ref.case_group) not in groups_kept:
+        raise ScenarioError.one(
+            f"case_group {ref.case_group!r} is not a {ref.group} of the reference rounds"
+            f"{did_you_mean(str(ref.case_group), groups_kept)} (groups: {', '.join(groups_kept)}); "
+            "for a group the data have never seen, say so with case_group_is_new: true",
+            sc.path,
+            sc.line_of(("reference", "case_group")),
+            "reference.case_group",
+        )
 
 
 def filtered(df: pd.DataFrame, ref: Reference | None) -> pd.DataFrame:

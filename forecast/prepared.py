@@ -92,6 +92,7 @@ def check(path: str | Path, overrides: Sequence[str] = (), allow_outside: bool =
 
         data = load_reference(loaded, allow_outside)
     loaded.warnings += strength_warnings(loaded, data, fitted_priors(loaded))
+    loaded.data = data
     return loaded
 
 

@@ -267,6 +267,7 @@ class Reference(Strict):
     exclude: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
     group: Text | None = None
     case_group: Scalar | None = None
+    case_group_is_new: bool = False  # a group the reference data have no rounds of
     pooling_scale: float = Field(0.5, gt=0, allow_inf_nan=False)
     before: dt.date | None = None
 
@@ -503,6 +504,7 @@ class Loaded:
     lines: dict[tuple, int]
     overrides: list[str] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    data: Any = None  # the reference data ``check`` read (forecast.data.ReferenceData)
 
     def line_of(self, loc: tuple) -> int | None:
         return _line_of(self.lines, loc)

@@ -83,7 +83,7 @@ def build_forecast(prep, fit) -> Forecast:
         case_states="exact" if len(spec.factors) <= MAX_EXACT_FACTORS else "monte carlo",
         reference=reference_record(prep, fit, row_json),
         warnings=[w.message if not w.field else f"{w.field}: {w.message}" for w in prep.warnings]
-        + model_notes(spec)
+        + model_notes(spec, prep.data)
         + fit.notes,
         provenance=provenance(prep, fit),
     )
@@ -189,7 +189,7 @@ def author_forecast(prep) -> dict[str, Any] | None:
     }
 
 
-def model_notes(spec) -> list[str]:
+def model_notes(spec, data=None) -> list[str]:
     """What the model does that a reader of the numbers should know (PRODUCT §2)."""
     from forecast.model import MONTE_CARLO_STATES
 
@@ -205,6 +205,18 @@ def model_notes(spec) -> list[str]:
         notes.append(
             f"stage(s) {', '.join(unpooled)} have no reference column, so no group spread: "
             "nothing observes them, and the case's group does not shift them"
+        )
+    unseen = (
+        ref is not None
+        and ref.case_group is not None
+        and data is not None
+        and (data.group is None or str(ref.case_group) not in data.group)
+    )
+    if unseen:
+        new = " (case_group_is_new)" if ref.case_group_is_new else ""
+        notes.append(
+            f"the forecast's group {ref.case_group} has no rounds in the reference class"
+            f"{new}: its base rates are a fresh draw from the spread between groups"
         )
     return notes
 

@@ -95,3 +95,32 @@ def test_no_rounds_before_the_date_falls_back_to_the_prior(write_scenario):
     prep = prepare(write_scenario, "reference: {data: rounds.csv, before: 2000-01-01}")
     assert prep.data is None
     assert any("no reference round" in w.message for w in prep.warnings)
+
+
+def test_a_new_case_group_must_be_said_and_the_report_says_so(tmp_path):
+    """A case_group with no rounds: an error (a typo forecasts an unseen track silently)
+    unless case_group_is_new, and then the summary's notes say so."""
+    from forecast import api
+    from forecast.errors import ScenarioError
+    from forecast.summary import model_notes
+
+    (tmp_path / "rounds.csv").write_text(
+        "round_id,track,start_date,agreement\nr1,a,2010-01-01,1\nr2,b,2011-01-01,0\n"
+    )
+    body = (
+        "schema: 1\nid: t\ntitle: T\nsource: {outlet: X, date: 2013-02-26}\n"
+        "question: {text: Q?, success: S, resolves: 2013-12-31}\n"
+        "stages: {agreement: {base_rate: {belief: unlikely, note: n}, column: agreement}}\n"
+        "reference: {data: rounds.csv, group: track, case_group: c%s}\n"
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(body % "")
+    with pytest.raises(ScenarioError, match="case_group_is_new: true"):
+        api.check(path)
+    path.write_text(body % ", case_group_is_new: true")
+    loaded = api.check(path)
+    assert loaded.data.n_rounds == 2
+    (note,) = [n for n in model_notes(loaded.spec, loaded.data) if "no rounds" in n]
+    assert "group c has no rounds in the reference class (case_group_is_new)" in note
+    lines = loaded.data.describe(loaded.spec)  # what `check` prints
+    assert "c: 0 (the forecast's group: no rounds, a fresh draw)" in " ".join(lines)
