@@ -87,11 +87,24 @@ def _check_words(sc: Loaded, found: Findings) -> None:
             scale = ranges[SCALE_OF_ROLE[b.role]]
             if b.word not in scale:
                 loc = tuple(a.path.split("."))
-                found.problem(
-                    loc,
-                    f"unknown word '{b.word}'{did_you_mean(b.word, scale)} "
-                    f"(words: {', '.join(scale)}; or add it under words:)",
-                )
+                found.problem(loc, _unknown_word(b, scale, ranges))
+
+
+def _unknown_word(b, scale, ranges) -> str:
+    """The message for a word not on its scale, saying so when it is the other scale's."""
+    other = "odds_ratio" if SCALE_OF_ROLE[b.role] == "probability" else "probability"
+    if b.word in ranges[other]:
+        kind = {"probability": "a probability word", "odds_ratio": "an effect word"}
+        wanted = {"probability": "probability", "odds_ratio": "effect (odds-ratio)"}
+        this = SCALE_OF_ROLE[b.role]
+        return (
+            f"'{b.word}' is {kind[other]}, but this belief is a {b.role}: "
+            f"{wanted[this]} words are {', '.join(scale)}"
+        )
+    return (
+        f"unknown word '{b.word}'{did_you_mean(b.word, scale)} "
+        f"(words: {', '.join(scale)}; or add it under words:)"
+    )
 
 
 def _check_reasons(sc: Loaded, found: Findings) -> None:

@@ -45,6 +45,8 @@ def _problems(err: ValidationError, file: Path, lines: dict[tuple, int]) -> list
                 "date_parsing",
             ):
                 msg += f", got {e['input']!r}"
+            if kind.startswith("date"):
+                msg += " (use YYYY-MM-DD, e.g. 2013-02-26)"
         field_path = ".".join(map(str, loc)) or None
         out.append(Problem(msg, file, _line_of(lines, loc), field_path))
     # pydantic reports each failed branch of a union; one message per field is enough

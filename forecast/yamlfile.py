@@ -78,6 +78,9 @@ def parse_yaml(text: str, file: Path, loc: tuple = ()) -> tuple[Any, dict[tuple,
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
         what = (e.problem or e.context or "could not be read").strip()
+        lines = text.splitlines()
+        if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line]:
+            what += " (indent with spaces, not tabs)"
         raise ScenarioError.one(f"YAML syntax error: {what}", file, line) from None
     except RecursionError:
         raise ScenarioError.one("YAML is nested too deeply", file) from None
