@@ -138,6 +138,17 @@ def run(
     json_out: JsonOpt = False,
     out: OutOpt = Path("reports"),
     allow_outside: OutsideOpt = False,
+    record: Annotated[
+        bool, typer.Option("--record", help="Add each forecast to the ledger as it is written.")
+    ] = False,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            metavar="PATH|URL",
+            help="Ledger file or SQLAlchemy URL (default forecast.sqlite, or $FORECAST_LEDGER).",
+        ),
+    ] = None,
 ) -> None:
     """Validate, fit and write the report of each scenario."""
     from forecast import api
@@ -173,11 +184,29 @@ def run(
         worst = max(worst, result.exit_code)
         if result.exit_code == 1:
             err.print(f"[bold red]{prep.id}: the fit's diagnostics fail; the report says so.[/]")
+        if record:
+            worst = max(worst, _record(result, ledger, err))
     if json_out:
         typer.echo(api.summary_json([r.summary for r in results]))
     elif results:
         _run_table(results)
     raise typer.Exit(worst)
+
+
+def _record(result, ledger: str | None, err) -> int:
+    """``run --record``: add the report's forecasts to the ledger; 2 if it cannot be used."""
+    from forecast import ledger as ledger_mod
+    from forecast.errors import ScenarioError
+
+    try:
+        done = ledger_mod.record_summary(ledger, result.summary, result.folder)
+    except ScenarioError as e:
+        _problems(e, err)
+        return 2
+    _warn(err, done.warnings)
+    what = ", ".join(done.added) or "nothing new"
+    err.print(f"{result.summary['id']}: recorded in the ledger: {_escape(what)}")
+    return 0
 
 
 def _run_table(results) -> None:

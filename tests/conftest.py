@@ -57,6 +57,7 @@ def write_scenario(tmp_path):
         head = MINIMAL.format(id=id)
         if re.search(r"^question:", body, re.M):  # the body brings its own question
             head = "\n".join(line for line in head.splitlines() if not line.startswith("question:"))
+            head += "\n"
         text = head + textwrap.dedent(body)
         path = tmp_path / name
         path.write_text(text)

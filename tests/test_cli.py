@@ -123,3 +123,31 @@ def test_the_terminal_output_fits_in_80_columns_and_logs_progress(cli, write_sce
     assert not too_wide, too_wide
     assert "drawing from the prior" in result.stderr  # a phase, logged as a line
     assert "report:" not in result.stderr and "P(success)" in result.stdout
+
+
+def test_run_record_adds_the_forecast_and_the_authors_own_to_the_ledger(
+    cli, write_scenario, tmp_path
+):
+    """`run --record` records as it writes (PRODUCT §7): the model's forecast and, where the
+    scenario states one, the author's own bottom line; running again adds nothing."""
+    from forecast.ledger import Ledger
+
+    path = write_scenario(
+        "question:\n  id: deal\n  text: Will it work?\n  success: It works.\n"
+        "  resolves: 2013-12-31\n  author_forecast: {belief: unlikely, note: the op-ed says so}\n"
+        "stages:\n  agreement: {base_rate: {belief: 0.3, note: fixed}}\n"
+    )
+    ledger = tmp_path / "ledger.sqlite"
+    args = ("run", path, "--out", tmp_path / "reports", "--record", "--ledger", ledger)
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    assert "recorded in the ledger" in first.stderr
+    with Ledger(str(ledger), create=False) as led:
+        rows = led.forecasts()
+    assert len(rows) == 2 and {r["question_id"] for r in rows} == {"deal"}
+    # the model's forecast, 0.3 exactly, and the author's "unlikely": Beta(12.0, 24.8)
+    assert sorted(round(r["p_mean"], 3) for r in rows) == [0.3, 0.326]
+    again = cli(*args)
+    assert again.exit_code == 0 and "nothing new" in again.stderr
+    with Ledger(str(ledger), create=False) as led:
+        assert len(led.forecasts()) == 2  # idempotent
