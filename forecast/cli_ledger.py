@@ -40,7 +40,11 @@ def _bad_input(call):
 def record(
     reports: Annotated[
         list[Path],
-        typer.Argument(help="Report folders (each with its summary.json).", show_default=False),
+        typer.Argument(
+            metavar="REPORT",
+            help="Report folders (each with its summary.json).",
+            show_default=False,
+        ),
     ],
     ledger: LedgerOpt = None,
 ) -> None:
@@ -65,7 +69,9 @@ def record(
 def resolve(
     question_id: Annotated[
         str | None,
-        typer.Argument(help="The question's id (question.id).", show_default=False),
+        typer.Argument(
+            metavar="QUESTION_ID", help="The question's id (question.id).", show_default=False
+        ),
     ] = None,
     outcome: Annotated[
         str | None, typer.Option("--outcome", metavar="yes|no|annulled", help="What happened.")
@@ -168,6 +174,7 @@ def _scores_table(result) -> None:
     from rich.table import Table
 
     def cell(g, score, digits=3):
+        """A mean, with ± its standard error where there is one."""
         se = g[f"{score}_se"]
         return f"{g[score]:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
 

@@ -35,6 +35,7 @@ class Resolution:
 
 
 def now_utc() -> str:
+    """Now, in UTC, ISO 8601 to the second (``recorded_at``)."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 

@@ -140,6 +140,7 @@ VERSION = len(MIGRATIONS)
 
 
 def not_a_ledger(label: str, why: str) -> UsageError:
+    """The error for a file or database that is not a ledger (it is left untouched)."""
     return UsageError.one(
         f"{label} is not a forecast ledger ({why}); it was left as it is. Give another "
         "file with --ledger (a new one is created)",
