@@ -238,7 +238,9 @@ def check_values(sc: Loaded, df: pd.DataFrame, path: Path) -> None:
         return
     kept = filtered(df, ref)
     groups_kept = sorted(set(kept[ref.group].str.strip()) - {""})
-    if str(ref.case_group) not in groups_kept:
+    # no rounds at all: nothing to have mistyped against (the run warns the forecast is
+    # the prior)
+    if groups_kept and str(ref.case_group) not in groups_kept:
         raise ScenarioError.one(
             f"case_group {ref.case_group!r} is not a {ref.group} of the reference rounds"
             f"{did_you_mean(str(ref.case_group), groups_kept)} (groups: {', '.join(groups_kept)}); "

@@ -285,7 +285,7 @@ def test_constant_holds_set_from_the_command_line_is_exact(write_scenario, tmp_p
     assert result.exit_code == 0, result.output
     import json
 
-    summary = json.loads(result.output)[0]
+    summary = json.loads(result.stdout)[0]  # progress goes to stderr
     expected = worked_by_hand(float(item[-1]))
     assert summary["p_success"]["mean"] == pytest.approx(expected, abs=1e-4)
 
