@@ -63,16 +63,26 @@ def compare(
     _compare_table(result, folder)
 
 
+def _short_method(r) -> str:
+    """How a row was computed, in a few words (compare.md gives the rest)."""
+    if r["method"] == "reweighted":
+        return f"reweighted, k {r['pareto_k']:.2f}, ESS {r['ess']:.0f}"
+    if r["method"] == "refit" and r.get("pareto_k") is not None:
+        return f"refit (k {r['pareto_k']:.2f})"
+    return r["method"]
+
+
 def _explained_line(pair) -> str:
     """How much of the gap the single swaps explain, and the path that closes it."""
     from forecast.mcse import pct
+    from forecast.report.compare import explained_share
 
     gap, ex = pair["gap"], pair["explained"]
-    share = "" if not gap else f" ({100 * ex / gap:.0f}% of it)"
     return (
         f"gap {pair['b']} − {pair['a']}: {pct(gap, pair['gap_mcse'])}; the single swaps add up to "
-        f"{pct(ex, pair['explained_mcse'])}{share}, the rest is how the assumptions act together. "
-        f"Swapped in one after another, largest first, {pair['a']} becomes {pair['b']}:"
+        f"{pct(ex, pair['explained_mcse'])}{explained_share(gap, ex)}; the rest is how the "
+        f"assumptions act together. Swapped in one after another, largest first, {pair['a']} "
+        f"becomes {pair['b']}:"
     )
 
 
@@ -80,7 +90,6 @@ def _compare_table(result, folder) -> None:
     from rich.table import Table
 
     from forecast.mcse import num, pct, se
-    from forecast.report.compare import method_label
     from forecast.report.tables import pct_row
 
     console = _console(stderr=False)
@@ -112,16 +121,21 @@ def _compare_table(result, folder) -> None:
         a = Table(
             title=f"what explains the gap: each assumption of {pair['b']} put into {pair['a']}",
             title_justify="left",
+            caption="change in P(success) ± MCSE, in points; k, ESS: the reweighting's",
+            caption_justify="left",
+            expand=True,
         )
-        for col in ("assumption", "change in P(success)", "MCSE (points)", "method"):
-            a.add_column(col, justify="left" if col in ("assumption", "method") else "right")
+        # a path is folded onto more lines, never cut: it is what --set takes
+        a.add_column("assumption", overflow="fold", ratio=6)
+        a.add_column("change", justify="right", no_wrap=True)
+        a.add_column("method", overflow="fold", ratio=3)
         for r in pair["attribution"][:10]:
             delta = (
                 "—"
                 if r["delta"] is None
                 else "+" * (r["delta"] > 0) + pct(r["delta"], r["delta_mcse"])
             )
-            a.add_row(r["path"], delta, se(r["delta_mcse"], 100), method_label(r))
+            a.add_row(r["path"], f"{delta} ± {se(r['delta_mcse'], 100)}", _short_method(r))
         if len(pair["attribution"]) > 10:
             a.add_row(f"... {len(pair['attribution']) - 10} more in compare.md", "", "")
         console.print(a)

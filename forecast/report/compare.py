@@ -65,17 +65,30 @@ def _recommendation_lines(pair: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def explained_share(gap: float | None, explained: float | None) -> str:
+    """How much of the gap the single swaps account for, in words."""
+    if not gap or explained is None:
+        return ""
+    share = explained / gap
+    if 0 <= share <= 1.5:
+        return f" ({100 * share:.0f}% of the gap)"
+    return (
+        " (not the gap: the assumptions act together so much that single swaps say little; "
+        "the path below does)"
+    )
+
+
 def explained_text(pair: dict[str, Any]) -> str | None:
     """How much of the gap the single swaps explain, and what is left."""
     if pair.get("gap") is None:
         return None
     gap, ex = pair["gap"], pair["explained"]
-    share = f" ({100 * ex / gap:.0f}% of it)" if gap else ""
     return (
         f"The gap, P({pair['b']}) − P({pair['a']}), is {pct(gap, pair['gap_mcse'])}. The single "
-        f"swaps' moves add up to {pct(ex, pair['explained_mcse'])}{share}; the rest is how "
-        "the assumptions act together (one belief's effect depends on the others). Swapped in "
-        f"one after another, the largest move first, {pair['a']} becomes {pair['b']}:"
+        f"swaps' moves add up to {pct(ex, pair['explained_mcse'])}"
+        f"{explained_share(gap, ex)}; the rest is how the assumptions act together (one "
+        "belief's effect depends on the others). Swapped in one after another, the largest "
+        f"move first, {pair['a']} becomes {pair['b']}:"
     )
 
 
