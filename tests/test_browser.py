@@ -138,3 +138,45 @@ def test_the_checks_catch_a_blank_figure_a_fetch_and_a_script_error(browser, tmp
     page.write_text("<script>undefinedFunction()</script>")
     _, errors, _ = inspect(browser, page)
     assert any("undefinedFunction" in e for e in errors)
+
+
+#: Elements whose right edge passes the window's, other than inside a scrolling wrapper
+#: (``overflow-x:auto``, as wide tables are): the page itself must never scroll sideways.
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth, out = [];
+  for (const e of document.body.querySelectorAll('*')) {
+    let p = e.parentElement, inside = false;
+    for (; p && p !== document.body; p = p.parentElement)
+      if (getComputedStyle(p).overflowX === 'auto') { inside = true; break; }
+    if (!inside && e.getBoundingClientRect().right > width + 1)
+      out.push(e.tagName + ': ' + (e.textContent || '').slice(0, 60));
+  }
+  return [document.documentElement.scrollWidth - width, out];
+}"""
+
+
+def overflowing(context, html: Path, width: int) -> tuple[int, list[str]]:
+    page = context.new_page()
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(html.as_uri(), wait_until="load")
+    extra, elements = page.evaluate(OVERFLOW)
+    page.close()
+    return extra, elements
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize("name", ["commentary-2013", "diplomat-2011"])
+def test_nothing_is_cut_at_desktop_and_phone_width(browser, bundled_run, name, width):
+    _, out = bundled_run
+    assert overflowing(browser, out / name / "report.html", width) == (0, [])
+
+
+def test_the_overflow_check_catches_a_wide_table(browser, tmp_path):
+    page = tmp_path / "wide.html"
+    row = "<td>" + "x" * 400 + "</td>"
+    page.write_text(f"<table><tr>{row}</tr></table>")
+    extra, elements = overflowing(browser, page, 390)
+    assert extra > 0 and elements
+    page.write_text(f"<div style='overflow-x:auto'><table><tr>{row}</tr></table></div>")
+    assert overflowing(browser, page, 390) == (0, [])

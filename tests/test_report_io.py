@@ -1,6 +1,7 @@
 """Reports are all or nothing; diagnostics decide the exit code."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -263,10 +264,96 @@ def test_the_page_is_rendered_from_the_folder_each_section_once_in_order(write_s
         assert page == render_page(folder)
         pages.append(page)
     assert len(set(pages)) == 1  # whatever came last, the same page
-    # the run's own part of the page is untouched by the sections added after it
-    head = pages[0][: pages[0].index("<!-- sensitivity -->")]
-    assert run_page.startswith(head)
+    # the run's own part of the page is untouched by the sections added after it, but
+    # for the first screen, which names the assumptions that move the answer most
+    head = pages[0][pages[0].index("<h2>") : pages[0].index("<!-- sensitivity -->")]
+    assert run_page[run_page.index("<h2>") :].startswith(head)
+    assert "run <code>forecast sensitivity" in run_page.lower()
+    first = pages[0][: pages[0].index("<h2>")]
+    assert "forecast sensitivity" not in first and first.count("<li>") == min(
+        3, sum(r["swing"] is not None for r in sensitivity["tornado"])
+    )
     # autoescaped: the label and the reason appear as text, never as markup
     assert "<script" not in pages[0] and "<b>bold" not in pages[0]
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;so&quot;" in pages[0]
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; &#x27;quoted&#x27;" in pages[0]
+
+
+AUTHORED = """
+question:
+  text: Will it work?
+  success: It works.
+  resolves: 2013-12-31
+  author_forecast: {belief: almost no chance, why: x}
+factors:
+  leader: {holds: likely, why: q, label: The leader is strong}
+stages:
+  agreement:
+    label: They agree
+    base_rate: {belief: unlikely, why: q}
+    effects: {leader: {odds_ratio: raises, why: q}}
+"""
+
+
+def _authored(write_scenario) -> Path:
+    """A prior-only scenario with an author, a link and the author's own bottom line."""
+    path = write_scenario(AUTHORED)
+    source = (
+        "source: {outlet: Test Weekly, date: 2013-02-26, author: Jane Doe,"
+        " url: 'https://example.org/a'}"
+    )
+    text = re.sub(r"^source:.*$", source, path.read_text(), count=1, flags=re.M)
+    path.write_text(text)
+    return path
+
+
+def test_the_first_screen_has_the_question_the_author_the_answer_and_their_view(
+    write_scenario, tmp_path
+):
+    from forecast.mcse import pct
+
+    folder = api.run(api.prepare(_authored(write_scenario)), out=tmp_path).folder
+    summary = json.loads((folder / "summary.json").read_text())
+    html = (folder / "report.html").read_text()
+    first = html[: html.index("<h2>")]
+    p, e = summary["p_success"], summary["p_success"]["mcse"]
+    assert "Will it work?" in first
+    assert "By Jane Doe" in first and "<a href='https://example.org/a'>Test Weekly</a>" in first
+    assert f"<div class='big-number'>{pct(p['mean'], e)}</div>" in first
+    lo, hi = p["hdi_90"]
+    assert f"90% interval {pct(lo, e)}–{pct(hi, e)}" in first
+    assert "The author&#x27;s own bottom line" in first or "The author's own bottom line" in first
+    assert "almost no chance" in first
+    # no sensitivity run yet: the page says how to get the assumptions that move it
+    assert "forecast sensitivity" in first
+    # the author's view is not repeated further down
+    assert html.count("own bottom line") == 1
+
+
+def test_no_figure_or_page_speaks_in_variable_names(write_scenario, tmp_path, monkeypatch):
+    """Figure titles, axis labels and alt texts use the user's labels, never p_success."""
+    import forecast.report.figures as figures
+
+    texts: list[str] = []
+    png = figures._png
+
+    def spy(fig):
+        if fig._suptitle is not None:
+            texts.append(fig._suptitle.get_text())
+        for ax in fig.axes:
+            texts.extend([ax.get_title(), ax.get_xlabel(), ax.get_ylabel()])
+            texts.extend(t.get_text() for t in ax.texts + ax.get_yticklabels())
+        return png(fig)
+
+    monkeypatch.setattr(figures, "_png", spy)
+    folder = api.run(api.prepare(_authored(write_scenario)), out=tmp_path).folder
+    assert texts
+    for bad in ("p_success", "p_stage", "stages.", "factors."):
+        assert not [t for t in texts if bad in t], (bad, texts)
+    assert "Stage: They agree" in texts and "The leader is strong" in texts
+    html = re.sub(r"data:image/png;base64,[^\"']*", "", (folder / "report.html").read_text())
+    assert "p_success" not in html and "p_stage" not in html
+    index = json.loads((folder / "figures" / "index.json").read_text())
+    alts = re.findall(r"<img [^>]*alt=[\"']([^\"']*)", html)
+    assert len(alts) == len(index["figures"])
+    assert not [a for a in alts if "p_success" in a or "p_stage" in a]

@@ -23,6 +23,17 @@ def _panels(names: list[str]) -> tuple[list[str], str | None]:
     return names[:MAX_PANELS], f"first {MAX_PANELS} of {len(names)}; the table lists all"
 
 
+def panel_titles(summary: dict[str, Any]) -> dict[str, str]:
+    """Each figure panel's own title (a variable's name) -> the words the user wrote:
+    a stage's label (or its name), an assumption's label (or its path)."""
+    titles = {"p_success": "Probability that the talks succeed"}
+    for name, st in summary.get("stages", {}).items():
+        titles[f"p_stage\n{name}"] = f"Stage: {st.get('label') or name}"
+    for a in summary.get("assumptions", []):
+        titles[a["path"]] = a.get("label") or a["path"]
+    return titles
+
+
 def make_figures(prep, fit, summary: dict[str, Any]) -> dict[str, str]:
     """All figures of the run report, as data URIs (the summary's numbers, not recomputed)."""
     from forecast.report import figures
@@ -32,23 +43,37 @@ def make_figures(prep, fit, summary: dict[str, Any]) -> dict[str, str]:
     learned = set(fit.checks.get("learned", free))
     # beliefs the data bear on first: theirs is the interesting prior-vs-posterior shift
     free = [a for a in free if a in learned] + [a for a in free if a not in learned]
+    labels = panel_titles(summary)
     out = {"p_success": figures.p_success_density(tree, group)}
-    out["stages"] = figures.distributions(tree, ["p_stage"], group, "P(pass | reached the stage)")
+    out["stages"] = figures.distributions(
+        tree,
+        ["p_stage"],
+        group,
+        "P(pass | the talks reached the stage)",
+        titles=labels,
+        percent=True,
+    )
     if fit.method == "nuts":
-        out["prior_posterior"] = figures.prior_vs_posterior(tree, ["p_success"], "P(success)")
+        out["prior_posterior"] = figures.prior_vs_posterior(
+            tree,
+            ["p_success"],
+            "probability that the talks succeed",
+            titles=labels,
+            percent=True,
+        )
         if free:
             shown, title = _panels(free)
             out["assumptions"] = figures.prior_vs_posterior(
-                tree, shown, "value of the belief", title
+                tree, shown, "value of the belief", title, titles=labels
             )
             # the others are exact prior draws, not MCMC: nothing to diagnose
             sampled, title = _panels([a for a in free if a in learned])
             if sampled:
-                out["rank"] = figures.rank_plot(tree, sampled, title)
+                out["rank"] = figures.rank_plot(tree, sampled, title, titles=labels)
     elif free:
         shown, title = _panels(free)
         out["assumptions"] = figures.distributions(
-            tree, shown, "prior", "value of the belief", title
+            tree, shown, "prior", "value of the belief", title, titles=labels
         )
     if fit.checks.get("ppc_arrays"):
         out["ppc"] = figures.ppc_rates(
@@ -61,6 +86,7 @@ def make_figures(prep, fit, summary: dict[str, Any]) -> dict[str, str]:
             {o: values.sel(option=o).values.ravel() for o in spec.decision.options},
             dim="option",
             xlabel=f"value of the option ({spec.decision.value_scale})",
+            title="Value of each option",
         )
         decision = summary["decision"]
         rows = [{"path": p, "evppi": v} for p, v in decision["evppi"].items() if v > 0][:12]
@@ -71,7 +97,7 @@ def make_figures(prep, fit, summary: dict[str, Any]) -> dict[str, str]:
                 "evppi",
                 0.0,
                 "expected value of knowing this belief exactly (EVPPI, value-scale points)",
-                [r["path"] for r in rows],
+                [figures.wrap(labels.get(r["path"], r["path"]), 60, 2) for r in rows],
             )
     return out
 

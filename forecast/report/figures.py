@@ -75,13 +75,50 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _finish(pc, xlabel: str, title: str | None = None) -> str:
-    """Label every panel's x axis, add a figure title, and return the PNG."""
+def wrap(text: str, width: int = 42, lines: int = 3) -> str:
+    """A label the user wrote, broken into a few short lines for a panel title."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, max_lines=lines, placeholder=" …"))
+
+
+def _percent_texts(ax) -> None:
+    """The point estimate arviz_plots writes (``0.037 mean``) in percent, as the axis is."""
+    for t in ax.texts:
+        value, *rest = t.get_text().split(" ", 1)
+        try:
+            x = float(value)
+        except ValueError:
+            continue
+        digits = max(len(value.split(".")[-1]) - 2, 0) if "." in value else 0
+        t.set_text(" ".join([f"{100 * x:.{digits}f}%", *rest]))
+
+
+def _finish(
+    pc,
+    xlabel: str,
+    title: str | None = None,
+    titles: dict[str, str] | None = None,
+    percent: bool = False,
+) -> str:
+    """Label every panel's x axis, title the panels in words (``titles``: the variable's
+    own title -> the label the user wrote), put probability axes in percent, add a
+    figure title, and return the PNG."""
+    from matplotlib.ticker import PercentFormatter
+
     fig = pc.viz["figure"].item()
     for ax in fig.axes:
         if ax.get_legend() is not None and not ax.lines and not ax.collections:
+            # arviz_plots' legend panel: under the panel titles, not over them
+            ax.get_legend().set_loc("upper right")
+            ax.get_legend().set_bbox_to_anchor((1.0, 0.85), transform=fig.transFigure)
             continue
         ax.set_xlabel(xlabel)
+        if titles is not None and ax.get_title() in titles:
+            ax.set_title(wrap(titles[ax.get_title()]), fontsize=9)
+        if percent:
+            ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+            _percent_texts(ax)
     if title:
         fig.suptitle(title, y=1.02)
     return _png(fig)
@@ -100,25 +137,44 @@ def p_success_density(tree, group: str) -> str:
         backend="matplotlib",
         figure_kwargs={"figsize": (7, 3)},
     )
-    return _finish(pc, "probability that the talks succeed (thick bar: 90% HDI)")
+    return _finish(
+        pc,
+        "probability that the talks succeed (thick bar: 90% HDI)",
+        titles={"p_success": "Probability that the talks succeed"},
+        percent=True,
+    )
 
 
-def prior_vs_posterior(tree, var_names: list[str], xlabel: str, title: str | None = None) -> str:
-    """Prior and posterior densities, one panel per variable."""
+def prior_vs_posterior(
+    tree,
+    var_names: list[str],
+    xlabel: str,
+    title: str | None = None,
+    titles: dict[str, str] | None = None,
+    percent: bool = False,
+) -> str:
+    """Prior and posterior densities, one panel per variable, titled ``titles``."""
     azp = _setup()
     n = len(var_names)
+    size = (6, 3) if n == 1 else (3.6 * min(n, 3), 2.6 * ((n + 2) // 3) + 0.3)
     pc = azp.plot_prior_posterior(
         _subset(tree, var_names),
         var_names=var_names,
         backend="matplotlib",
         col_wrap=min(n, 3),
-        figure_kwargs={"figsize": (3.6 * min(n, 3), 2.6 * ((n + 2) // 3))},
+        figure_kwargs={"figsize": size},
     )
-    return _finish(pc, xlabel, title)
+    return _finish(pc, xlabel, title, titles, percent)
 
 
 def distributions(
-    tree, var_names: list[str], group: str, xlabel: str, title: str | None = None
+    tree,
+    var_names: list[str],
+    group: str,
+    xlabel: str,
+    title: str | None = None,
+    titles: dict[str, str] | None = None,
+    percent: bool = False,
 ) -> str:
     """Densities with 90% HDIs of one group's variables (stage summaries, prior-only beliefs)."""
     azp = _setup()
@@ -133,12 +189,14 @@ def distributions(
         point_estimate="mean",
         backend="matplotlib",
         col_wrap=min(n, 3),
-        figure_kwargs={"figsize": (3.6 * min(n, 3), 2.6 * ((n + 2) // 3))},
+        figure_kwargs={"figsize": (3.6 * min(n, 3), 2.6 * ((n + 2) // 3) + 0.3)},
     )
-    return _finish(pc, xlabel, title)
+    return _finish(pc, xlabel, title, titles, percent)
 
 
-def rank_plot(tree, var_names: list[str], title: str | None = None) -> str:
+def rank_plot(
+    tree, var_names: list[str], title: str | None = None, titles: dict[str, str] | None = None
+) -> str:
     """Rank ECDFs per chain: chains that mix well stay inside the envelope."""
     azp = _setup()
     n = len(var_names)
@@ -149,13 +207,14 @@ def rank_plot(tree, var_names: list[str], title: str | None = None) -> str:
         col_wrap=min(n, 3),
         figure_kwargs={"figsize": (3.6 * min(n, 3), 2.4 * ((n + 2) // 3))},
     )
-    return _finish(pc, "fractional rank of the draw (one line per chain)", title)
+    return _finish(pc, "fractional rank of the draw (one line per chain)", title, titles)
 
 
 def overlaid_p_success(
     draws: dict[str, Any],
     dim: str = "scenario",
     xlabel: str = "probability that the talks succeed (dot: mean)",
+    title: str = "Probability that the talks succeed",
 ) -> str:
     """Several distributions on one axis (arviz_plots, colour by ``dim``)."""
     import numpy as np
@@ -178,7 +237,7 @@ def overlaid_p_success(
         figure_kwargs={"figsize": (7, 3)},
     )
     pc.add_legend(dim)
-    return _finish(pc, xlabel)
+    return _finish(pc, xlabel, titles={"p_success": title})
 
 
 def tornado(
