@@ -1,0 +1,175 @@
+"""forecast explore's API (PRODUCT §9): answers, the --set messages, saving, security.
+
+One small scenario with reference data is fitted once for the module (NUTS, 300 draws × 2
+chains); every request goes through Starlette's TestClient, as a browser's would.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from explore_tiny import HOLDS, SCENARIO, tiny_session
+
+from forecast import api
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+PORT = 8765
+BASE_URL = f"http://127.0.0.1:{PORT}"
+
+
+@pytest.fixture(scope="session")
+def explored(tmp_path_factory):
+    """(scenario path, Session): the tiny scenario fitted once for the whole session."""
+    return tiny_session(tmp_path_factory)
+
+
+@pytest.fixture
+def client(explored):
+    from starlette.testclient import TestClient
+
+    from forecast.explore.app import create_app
+
+    app = create_app(explored[1], PORT)
+    with TestClient(app, base_url=BASE_URL) as c:
+        c.token = app.state.token
+        yield c
+
+
+def forecast(client, *sets: str):
+    return client.get("/api/forecast", params=[("set", s) for s in sets])
+
+
+@pytest.mark.slow
+def test_a_changed_belief_moves_the_number(client):
+    base = forecast(client).json()
+    assert base["status"] == "done" and base["method"] == "reweighted"
+    assert set(base) >= {"p_success", "method", "pareto_k", "decision"}
+    assert set(base["p_success"]) == {"mean", "hdi_90", "mcse"}
+    lo, hi = base["p_success"]["hdi_90"]
+    assert lo < base["p_success"]["mean"] < hi
+    changed = forecast(client, f"{HOLDS}=very unlikely").json()
+    assert changed["method"] == "reweighted" and changed["set_line"] == (
+        f"--set '{HOLDS}=very unlikely'"
+    )
+    # the leader's opposition lowers the odds: believing it unlikely raises P(success),
+    # by far more than four combined MCSE (each under half a point here)
+    e = (base["p_success"]["mcse"] ** 2 + changed["p_success"]["mcse"] ** 2) ** 0.5
+    assert changed["p_success"]["mean"] - base["p_success"]["mean"] > 4 * e
+    # the decision follows: options named, the recommended one among them
+    d = changed["decision"]
+    assert [o["name"] for o in d["options"]] == ["talk", "stop"] and d["recommended"] == "talk"
+    assert "mean" in base["decision"]["options"][0]  # the file's fit gives option values
+
+
+@pytest.mark.slow
+def test_same_numbers_as_the_engine(explored, client):
+    """The page's answer is the what-if `forecast compare`/`sensitivity` compute."""
+    path, session = explored
+    prep = api.prepare(path, [f"{HOLDS}=unlikely"])
+    v = api.evaluate(prep, base=api.BaseFit.from_report(prep, session.folder))
+    got = forecast(client, f"{HOLDS}=unlikely").json()["p_success"]
+    # both are Monte Carlo estimates of one mean: within three combined MCSE (here they
+    # are the same computation, so equal up to the rounding to the MCSE's digits)
+    assert abs(got["mean"] - v.p_success) <= 3 * (got["mcse"] ** 2 + v.mcse**2) ** 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("factors.leadr_opposes.holds=likely", "did you mean 'factors.leader_opposes'"),
+        (f"{HOLDS}=maybe", "unknown word 'maybe'"),
+        (f"{HOLDS}=1.5", "(value given with --set)"),
+        ("nonsense", "PATH=VALUE"),
+    ],
+)
+def test_bad_set_is_400_with_the_set_message(explored, client, cli, item, message):
+    r = forecast(client, item)
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert message in error
+    # exactly what `forecast check --set` prints after "error: "
+    printed = cli("check", explored[0], "--set", item).output
+    assert f"error: {error}" in " ".join(printed.split())
+
+
+@pytest.mark.slow
+def test_foreign_host_is_403(client):
+    for host in ("evil.example", f"evil.example:{PORT}", "127.0.0.1:1", "localhost.evil:8765"):
+        r = client.get("/api/forecast", headers={"host": host})
+        assert r.status_code == 403, host
+        assert client.get("/", headers={"host": host}).status_code == 403
+    for host in (f"127.0.0.1:{PORT}", f"localhost:{PORT}", f"[::1]:{PORT}"):
+        assert client.get("/", headers={"host": host}).status_code == 200, host
+
+
+@pytest.mark.slow
+def test_page_carries_the_token_and_a_csp(client):
+    r = client.get("/")
+    assert r.status_code == 200 and client.token in r.text
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert "http" not in r.text.split("<body>")[0].replace(BASE_URL, "")  # nothing fetched
+    assert "tiny" in r.text and "leader_opposes" in r.text
+    assert client.get("/static/explore.js").status_code == 200
+
+
+@pytest.mark.slow
+def test_post_needs_the_token(explored, client):
+    body = {"name": "should-not-exist", "set": [f"{HOLDS}=unlikely"]}
+    assert client.post("/api/save", json=body).status_code == 403
+    bad = client.post("/api/save", json=body, headers={"x-forecast-token": "wrong"})
+    assert bad.status_code == 403
+    assert not list(explored[0].parent.glob("should-not-exist*"))
+
+
+@pytest.mark.slow
+def test_save_never_overwrites_stays_in_the_folder_and_passes_check(explored, client, cli):
+    folder = explored[0].parent
+    headers = {"x-forecast-token": client.token}
+    body = {"name": "../../Evil Name!", "set": [f"{HOLDS}=unlikely"]}
+    first = client.post("/api/save", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    second = client.post("/api/save", json=body, headers=headers).json()
+    a, b = Path(first.json()["path"]), Path(second["path"])
+    assert a.name == "evil-name.yaml" and b.name == "evil-name-2.yaml"
+    assert a.parent == b.parent == folder.resolve()
+    assert second["set_line"] == f"--set {HOLDS}=unlikely"
+    text = a.read_text()
+    assert "holds: unlikely" in text and "id: evil-name" in text
+    assert "Saved by forecast explore from tiny.yaml" in text.splitlines()[0]
+    assert explored[0].read_text() == textwrap.dedent(SCENARIO).lstrip()  # original kept
+    r = cli("check", a)
+    assert r.exit_code == 0, r.output
+    # the saved file is the same scenario as the original with the --set line
+    saved = api.prepare(a)
+    same = api.prepare(explored[0], [f"{HOLDS}=unlikely"])
+    assert saved.priors == same.priors and saved.loaded.spec.question.id == "tiny"
+    bad = client.post("/api/save", json={"name": "x", "set": ["nonsense"]}, headers=headers)
+    assert bad.status_code == 400 and "PATH=VALUE" in bad.json()["error"]
+
+
+@pytest.mark.slow
+def test_a_refit_is_pending_then_answers(explored):
+    """A change the fit cannot be reweighted to is refitted in the background."""
+    import time
+
+    session = explored[1]
+    item = "stages.agreement.base_rate.belief={between: [0.9, 0.99]}"
+    assert session.answer([item], wait=0.0)["status"] == "pending"
+    # the page stays usable meanwhile: a reweighted what-if answers on the other worker
+    other = session.answer([f"{HOLDS}=roughly even chance"], wait=30)
+    assert (other["status"], other["method"]) == ("done", "reweighted")
+    deadline, seen = time.monotonic() + 60, []
+    answer = {"status": "pending"}
+    while answer["status"] == "pending" and time.monotonic() < deadline:
+        answer = session.answer([item], wait=0.5)
+        seen.append((answer["status"], answer["method"]))
+    # while it ran, the page was told it is a refit, with the time so far
+    assert ("pending", "refit") in seen, seen
+    assert answer["status"] == "done" and answer["method"] == "refit", answer
+    assert answer["pareto_k"] > 0.7 or "ESS" in answer["note"]
+    # a base rate near 0.95 against 8 agreements in 24 rounds: far above the file's
+    assert answer["p_success"]["mean"] > session.answer([])["p_success"]["mean"]
