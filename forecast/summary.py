@@ -21,8 +21,23 @@ from forecast.summaries import constant_stats, interval_stats
 
 
 def build_summary(prep, fit) -> dict[str, Any]:
-    """The ``summary.json`` dictionary (PRODUCT §4), NaN-free."""
-    return finite_or_none(build_forecast(prep, fit).as_json())
+    """The ``summary.json`` dictionary (PRODUCT §4), NaN-free.
+
+    Each assumption says whether the reference data bear on it (``informed_by_data``):
+    one they never touch has its prior as its posterior, the same figures.
+    """
+    out = build_forecast(prep, fit).as_json()
+    learned = learned_beliefs(fit)
+    for a in out["assumptions"]:
+        a["informed_by_data"] = a["path"] in learned
+    return finite_or_none(out)
+
+
+def learned_beliefs(fit) -> set[str]:
+    """The beliefs the reference data bear on (none without data, or in a prior run)."""
+    if fit.method != "nuts":
+        return set()
+    return set((fit.checks or {}).get("learned") or fit.tree["posterior"].data_vars)
 
 
 def versions() -> dict[str, str]:
@@ -52,7 +67,7 @@ def build_forecast(prep, fit) -> Forecast:
     """The forecast record of a fitted scenario (PRODUCT §4)."""
     spec = prep.loaded.spec
     draws, prior = fit.tree[fit.draws_group], fit.tree["prior"]
-    rows = assumption_records(prep, draws, prior)
+    rows = assumption_records(prep, draws, prior, learned_beliefs(fit))
     row_json = [r.as_json() for r in rows]
     return Forecast(
         id=spec.id,
@@ -93,13 +108,20 @@ def _stat(da) -> Stat:
     return Stat.from_json(interval_stats(da))
 
 
-def assumption_records(prep, draws, prior) -> list[AssumptionRecord]:
-    """Each belief as written, as fitted, before and after the data, and whose it is."""
+def assumption_records(prep, draws, prior, learned: set[str]) -> list[AssumptionRecord]:
+    """Each belief as written, as fitted, before and after the data, and whose it is.
+
+    A belief the data never touch (not in ``learned``) keeps its prior exactly: the
+    posterior's own draws of it are fresh prior draws, whose sampling noise would look
+    like an update, so its posterior is given as the very same figures as its prior.
+    """
     out = []
     for a in assumptions(prep.loaded.spec):
         p = prep.priors[a.path]
         if p.is_constant:
             pr = post = Stat.from_json(constant_stats(p.params[0]))
+        elif a.path not in learned:
+            pr = post = _stat(prior[a.path])
         else:
             pr, post = _stat(prior[a.path]), _stat(draws[a.path])
         out.append(

@@ -310,7 +310,7 @@ def _authored(write_scenario) -> Path:
 def test_the_first_screen_has_the_question_the_author_the_answer_and_their_view(
     write_scenario, tmp_path
 ):
-    from forecast.mcse import pct
+    from forecast.report.tables import pct
 
     folder = api.run(api.prepare(_authored(write_scenario)), out=tmp_path).folder
     summary = json.loads((folder / "summary.json").read_text())

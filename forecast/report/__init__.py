@@ -17,6 +17,9 @@ __all__ = ["atomic_folder", "build_summary", "write_report"]
 MAX_PANELS = 12
 
 
+NO_DATA = "no reference data"
+
+
 def _panels(names: list[str]) -> tuple[list[str], str | None]:
     if len(names) <= MAX_PANELS:
         return names, None
@@ -39,10 +42,6 @@ def make_figures(prep, fit, summary: dict[str, Any]) -> dict[str, str]:
     from forecast.report import figures
 
     tree, group = fit.tree, fit.draws_group
-    free = [a for a, p in prep.priors.items() if not p.is_constant]
-    learned = set(fit.checks.get("learned", free))
-    # beliefs the data bear on first: theirs is the interesting prior-vs-posterior shift
-    free = [a for a in free if a in learned] + [a for a in free if a not in learned]
     labels = panel_titles(summary)
     out = {"p_success": figures.p_success_density(tree, group)}
     out["stages"] = figures.distributions(
@@ -53,6 +52,25 @@ def make_figures(prep, fit, summary: dict[str, Any]) -> dict[str, str]:
         titles=labels,
         percent=True,
     )
+    out |= belief_figures(prep, fit, summary, labels)
+    checks = summary.get("checks") or {}
+    if checks.get("ppc"):
+        stage_labels = {n: st.get("label") for n, st in summary["stages"].items()}
+        out["ppc"] = figures.ppc_rates(checks["ppc"], stage_labels)
+    if prep.loaded.spec.decision is not None:
+        out |= decision_figures(prep, fit, summary, labels)
+    return out
+
+
+def belief_figures(prep, fit, summary, labels: dict[str, str]) -> dict[str, str]:
+    """Prior against posterior of the beliefs the data inform (and their rank plots);
+    the others, which keep their prior exactly, once: their prior, a constant as a point."""
+    from forecast.report import figures
+
+    tree, out = fit.tree, {}
+    informed = [a["path"] for a in summary["assumptions"] if a.get("informed_by_data")]
+    free = [a for a, p in prep.priors.items() if not p.is_constant and a not in informed]
+    constants = {a: p.params[0] for a, p in prep.priors.items() if p.is_constant}
     if fit.method == "nuts":
         out["prior_posterior"] = figures.prior_vs_posterior(
             tree,
@@ -61,44 +79,54 @@ def make_figures(prep, fit, summary: dict[str, Any]) -> dict[str, str]:
             titles=labels,
             percent=True,
         )
-        if free:
-            shown, title = _panels(free)
-            out["assumptions"] = figures.prior_vs_posterior(
-                tree, shown, "value of the belief", title, titles=labels
-            )
-            # the others are exact prior draws, not MCMC: nothing to diagnose
-            sampled, title = _panels([a for a in free if a in learned])
-            if sampled:
-                out["rank"] = figures.rank_plot(tree, sampled, title, titles=labels)
-    elif free:
-        shown, title = _panels(free)
-        out["assumptions"] = figures.distributions(
-            tree, shown, "prior", "value of the belief", title, titles=labels
+    if informed:
+        shown, title = _panels(informed)
+        out["assumptions"] = figures.prior_vs_posterior(
+            tree, shown, "value of the belief", title, titles=labels
         )
-    if fit.checks.get("ppc_arrays"):
-        out["ppc"] = figures.ppc_rates(
-            fit.checks["ppc_arrays"], fit.tree["posterior"].sizes["chain"]
+        # the others are exact prior draws, not MCMC: nothing to diagnose
+        out["rank"] = figures.rank_plot(tree, shown, title, titles=labels)
+    if free or constants:
+        shown, title = _panels(free + list(constants))
+        kept = {c: constants[c] for c in shown if c in constants}
+        out["untouched"] = figures.distributions(
+            tree,
+            [a for a in shown if a not in kept],
+            "prior",
+            "value of the belief",
+            title
+            or f"Its prior: {NO_DATA if fit.method != 'nuts' else 'the data do not inform it'}",
+            titles=labels,
+            constants=kept,
         )
+    return out
+
+
+def decision_figures(prep, fit, summary, labels: dict[str, str]) -> dict[str, str]:
+    """Each option's value, and which beliefs are worth knowing better (EVPPI)."""
+    from forecast.report import figures
+
     spec = prep.loaded.spec
-    if spec.decision is not None:
-        values = tree[group]["option_value"]
-        out["decision"] = figures.overlaid_p_success(
+    values = fit.tree[fit.draws_group]["option_value"]
+    out = {
+        "decision": figures.overlaid_p_success(
             {o: values.sel(option=o).values.ravel() for o in spec.decision.options},
             dim="option",
             xlabel=f"value of the option ({spec.decision.value_scale})",
             title="Value of each option",
         )
-        decision = summary["decision"]
-        rows = [{"path": p, "evppi": v} for p, v in decision["evppi"].items() if v > 0][:12]
-        if rows:
-            out["evppi"] = figures.tornado(
-                rows,
-                "evppi",
-                "evppi",
-                0.0,
-                "expected value of knowing this belief exactly (EVPPI, value-scale points)",
-                [figures.wrap(labels.get(r["path"], r["path"]), 60, 2) for r in rows],
-            )
+    }
+    decision = summary["decision"]
+    rows = [{"path": p, "evppi": v} for p, v in decision["evppi"].items() if v > 0][:12]
+    if rows:
+        out["evppi"] = figures.tornado(
+            rows,
+            "evppi",
+            "evppi",
+            0.0,
+            "expected value of knowing this belief exactly (EVPPI, value-scale points)",
+            [figures.wrap(labels.get(r["path"], r["path"]), 60, 2) for r in rows],
+        )
     return out
 
 

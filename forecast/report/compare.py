@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from forecast.mcse import num, pct, se
+from forecast.mcse import num, se
 from forecast.report.atomic import atomic_folder
 from forecast.report.html import ENV
-from forecast.report.tables import finite_or_none
+from forecast.report.tables import finite_or_none, hidden_note, pct, with_effect
 
 
 def _p(st: dict[str, Any]) -> tuple[str, str, str]:
@@ -129,12 +129,15 @@ def markdown(result: dict[str, Any]) -> str:
             "| path | P(success) of A | with B's version | change | MCSE | method |",
             "|---|---:|---:|---:|---:|---|",
         ]
-        for r in pair["attribution"]:
+        rows, hidden = with_effect(pair["attribution"], "delta")
+        for r in rows:
             note = f" — {r['note']}" if r.get("note") and r["method"] != "refit" else ""
             a_p, b_p, change, error = _row(r)
             lines.append(
                 f"| `{r['path']}` | {a_p} | {b_p} | {change} | {error} | {method_label(r)}{note} |"
             )
+        if hidden:
+            lines += ["", f"{hidden_note(hidden, 'swap')} (change exactly 0)."]
         text = explained_text(pair)
         if text:
             lines += [
@@ -162,6 +165,8 @@ def html(result: dict[str, Any], figures: dict[str, str]) -> str:
         explained_text=explained_text,
         path_rows=path_rows,
         attribution_cells=_row,
+        with_effect=with_effect,
+        hidden_note=hidden_note,
         method_label=method_label,
     )
 
@@ -173,7 +178,8 @@ def write_compare(result: dict[str, Any], sources, folder: Path) -> None:
     result = finite_or_none(result)
     figs = {"overlay": figures.overlaid_p_success({s.label: s.p_success for s in sources})}
     for i, pair in enumerate(result["pairs"]):
-        rows = [r for r in pair["attribution"] if r["delta"] is not None]
+        shown, hidden = with_effect(pair["attribution"], "delta")
+        rows = [r for r in shown if r["delta"] is not None]
         if rows:
             base = rows[0]["p_success_a"]
             figs[f"tornado{i}"] = figures.tornado(
@@ -183,6 +189,7 @@ def write_compare(result: dict[str, Any], sources, folder: Path) -> None:
                 base,
                 f"P(success) of {pair['a']} with {pair['b']}'s version of one assumption",
                 [r["path"] for r in rows],
+                hidden_note(hidden, "swap"),
             )
     with atomic_folder(folder) as tmp:
         (tmp / "compare.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")

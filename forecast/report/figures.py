@@ -94,15 +94,57 @@ def _percent_texts(ax) -> None:
         t.set_text(" ".join([f"{100 * x:.{digits}f}%", *rest]))
 
 
+def point_masses(ds) -> dict[str, float]:
+    """Each panel of ``ds`` whose draws all have one value -> that value.
+
+    Keys are the panels' own titles as arviz_plots writes them: the variable's name,
+    then the coordinate on a second line (``p_stage\nagreement``).
+    """
+    import numpy as np
+
+    out = {}
+    for name, da in ds.data_vars.items():
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        if not extra:
+            if np.ptp(da.values) == 0:
+                out[name] = float(da.values.flat[0])
+            continue
+        stacked = da.stack(_panel=extra)
+        for i, coord in enumerate(stacked["_panel"].values):
+            values = stacked.isel(_panel=i).values
+            if np.ptp(values) == 0:
+                parts = coord if isinstance(coord, tuple) else (coord,)
+                label = ", ".join(map(str, parts))
+                out[f"{name}\n{label}"] = float(values.flat[0])
+    return out
+
+
+def _draw_point(ax, value: float, percent: bool) -> None:
+    """A point mass as what it is: one value, a marker on a line, never a density."""
+    title = ax.get_title()
+    ax.cla()
+    ax.axvline(value, color="#3465a4", lw=2)
+    ax.plot([value], [0.5], "o", color="#3465a4", ms=8)
+    shown = f"{100 * value:.3g}%" if percent else f"{value:.3g}"
+    ax.text(value, 0.75, f" always {shown}\n (a single value)", fontsize=8, va="center")
+    span = max(abs(value) * 0.5, 0.05 if percent else 0.5)
+    ax.set_xlim(value - span, value + span)
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    ax.set_title(title)
+
+
 def _finish(
     pc,
     xlabel: str,
     title: str | None = None,
     titles: dict[str, str] | None = None,
     percent: bool = False,
+    points: dict[str, float] | None = None,
 ) -> str:
     """Label every panel's x axis, title the panels in words (``titles``: the variable's
-    own title -> the label the user wrote), put probability axes in percent, add a
+    own title -> the label the user wrote), draw each point mass (``points``: a panel's
+    own title -> its single value) as a point, put probability axes in percent, add a
     figure title, and return the PNG."""
     from matplotlib.ticker import PercentFormatter
 
@@ -113,14 +155,19 @@ def _finish(
             ax.get_legend().set_loc("upper right")
             ax.get_legend().set_bbox_to_anchor((1.0, 0.85), transform=fig.transFigure)
             continue
+        own = ax.get_title()
+        if points and own in points:
+            _draw_point(ax, points[own], percent)
         ax.set_xlabel(xlabel)
-        if titles is not None and ax.get_title() in titles:
-            ax.set_title(wrap(titles[ax.get_title()]), fontsize=9)
+        if titles is not None and own in titles:
+            ax.set_title(wrap(titles[own]), fontsize=9)
         if percent:
             ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
             _percent_texts(ax)
     if title:
-        fig.suptitle(title, y=1.02)
+        fig.suptitle(title)
+    # room for the wrapped panel titles and the axis labels: nothing overlaps
+    fig.set_layout_engine("constrained")
     return _png(fig)
 
 
@@ -142,6 +189,7 @@ def p_success_density(tree, group: str) -> str:
         "probability that the talks succeed (thick bar: 90% HDI)",
         titles={"p_success": "Probability that the talks succeed"},
         percent=True,
+        points=point_masses(tree[group].to_dataset()[["p_success"]]),
     )
 
 
@@ -164,7 +212,11 @@ def prior_vs_posterior(
         col_wrap=min(n, 3),
         figure_kwargs={"figsize": size},
     )
-    return _finish(pc, xlabel, title, titles, percent)
+    # a point mass before and after the data (a constant) is one point, not two densities
+    before = point_masses(tree["prior"].to_dataset()[var_names])
+    after = point_masses(tree["posterior"].to_dataset()[var_names])
+    points = {k: v for k, v in after.items() if before.get(k) == v}
+    return _finish(pc, xlabel, title, titles, percent, points)
 
 
 def distributions(
@@ -175,10 +227,24 @@ def distributions(
     title: str | None = None,
     titles: dict[str, str] | None = None,
     percent: bool = False,
+    constants: dict[str, float] | None = None,
 ) -> str:
-    """Densities with 90% HDIs of one group's variables (stage summaries, prior-only beliefs)."""
+    """Densities with 90% HDIs of one group's variables (stage summaries, prior-only
+    beliefs); ``constants`` (a name -> its value) are added as panels of their own, and
+    every point mass is drawn as a point."""
+    import numpy as np
+    import xarray as xr
+
     azp = _setup()
-    ds = tree[group].to_dataset()[var_names]
+    full = tree[group].to_dataset()
+    ds = full[var_names]
+    if constants:
+        shape = (full.sizes["chain"], full.sizes["draw"])
+        ds = ds.assign(
+            {k: (("chain", "draw"), np.full(shape, float(v))) for k, v in constants.items()}
+        )
+        var_names = [*var_names, *constants]
+        tree = xr.DataTree.from_dict({group: ds})
     n = sum(int(ds[v].size // (ds.sizes["chain"] * ds.sizes["draw"])) for v in var_names)
     pc = azp.plot_dist(
         _subset(tree, var_names, (group,)),
@@ -191,7 +257,7 @@ def distributions(
         col_wrap=min(n, 3),
         figure_kwargs={"figsize": (3.6 * min(n, 3), 2.6 * ((n + 2) // 3) + 0.3)},
     )
-    return _finish(pc, xlabel, title, titles, percent)
+    return _finish(pc, xlabel, title, titles, percent, point_masses(ds))
 
 
 def rank_plot(
@@ -237,13 +303,21 @@ def overlaid_p_success(
         figure_kwargs={"figsize": (7, 3)},
     )
     pc.add_legend(dim)
-    return _finish(pc, xlabel, titles={"p_success": title})
+    # a value scale is a sentence or two: on a few lines, or it shrinks the figure
+    return _finish(pc, wrap(xlabel, 90, 4), titles={"p_success": title})
 
 
 def tornado(
-    rows: list[dict], low_key: str, high_key: str, base: float, xlabel: str, labels: list[str]
+    rows: list[dict],
+    low_key: str,
+    high_key: str,
+    base: float,
+    xlabel: str,
+    labels: list[str],
+    hidden: str = "",
 ) -> str:
-    """Horizontal bars from ``base`` to each row's low and high value, largest first.
+    """Horizontal bars from ``base`` to each row's low and high value, largest first;
+    ``hidden`` says which rows were left out (``3 beliefs with no effect hidden``).
 
     ArviZ has no tornado plot, so this one is matplotlib.
     """
@@ -253,7 +327,7 @@ def tornado(
     import matplotlib.pyplot as plt
 
     n = len(rows)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * n + 1.2))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * max(n, 1) + 1.2))
     for i, row in enumerate(rows):
         y = n - 1 - i
         for key, color in ((low_key, "#3465a4"), (high_key, "#cc6600")):
@@ -263,32 +337,54 @@ def tornado(
             ax.barh(y, value - base, left=base, color=color, alpha=0.8, height=0.6)
     ax.axvline(base, color="black", lw=1)
     ax.set_yticks(range(n), labels[::-1], fontsize=8)
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(xlabel + (f"\n({hidden})" if hidden else ""))
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return _png(fig)
 
 
-def ppc_rates(arrays: dict[str, tuple[Any, Any]], chains: int) -> str:
-    """Posterior predictive check: replicated pass rate per stage and group vs observed."""
-    import numpy as np
-    import xarray as xr
+def ppc_rates(rows: list[dict], stage_labels: dict[str, str] | None = None) -> str:
+    """Posterior predictive check as rates: per stage, each group's observed pass rate
+    (a black dot) against the rate replicated from the fitted model (its mean and 90%
+    interval: a blue point with error bars), one row per group.
 
-    azp = _setup()
-    pp, ob = {}, {}
-    for i, (name, (rep, obs)) in enumerate(arrays.items()):
-        dim = f"obs{i}"
-        pp[name] = (("chain", "draw", dim), rep.reshape(chains, -1, rep.shape[1]))
-        ob[name] = ((dim,), np.asarray(obs))
-    tree = xr.DataTree.from_dict(
-        {"posterior_predictive": xr.Dataset(pp), "observed_data": xr.Dataset(ob)}
+    The outcomes are 0/1 and the groups have a few rounds each, so a density of the
+    replicated rate would smooth a handful of possible values; points and intervals
+    show the same numbers as the table beside the figure. Matplotlib: arviz_plots'
+    predictive checks draw densities or ECDFs.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    labels = stage_labels or {}
+    stages = list(dict.fromkeys(r["stage"] for r in rows))
+    groups = max(sum(r["stage"] == s for r in rows) for s in stages)
+    fig, axes = plt.subplots(
+        1, len(stages), figsize=(3.6 * len(stages) + 1.2, 0.42 * groups + 1.6), squeeze=False
     )
-    n = len(arrays)
-    pc = azp.plot_ppc_tstat(
-        tree,
-        t_stat="mean",
-        backend="matplotlib",
-        col_wrap=min(n, 4),
-        figure_kwargs={"figsize": (3.2 * min(n, 4), 2.4 * ((n + 3) // 4))},
-    )
-    return _finish(pc, "pass rate (curve: replicated; dot: observed)")
+    for ax, stage in zip(axes[0], stages, strict=True):
+        mine = [r for r in rows if r["stage"] == stage]
+        y = list(range(len(mine)))[::-1]
+        mean = [r["replicated_mean"] for r in mine]
+        lo = [r["replicated_mean"] - r["replicated_90"][0] for r in mine]
+        hi = [r["replicated_90"][1] - r["replicated_mean"] for r in mine]
+        ax.errorbar(
+            mean, y, xerr=[lo, hi], fmt="o", color="#3465a4", capsize=3, label="replicated (90%)"
+        )
+        ax.plot([r["observed_rate"] for r in mine], y, "o", color="black", ms=5, label="observed")
+        ax.set_yticks(y, [f"{r['group']} ({r['rounds']})" for r in mine], fontsize=8)
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.7, len(mine) - 0.3)
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_title(wrap(f"Stage: {labels.get(stage) or stage}", 36, 2), fontsize=9)
+        ax.set_xlabel("pass rate in the reference rounds")
+        ax.spines[["top", "right"]].set_visible(False)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    # below the panels, never over them
+    fig.legend(handles, names, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Observed pass rates against the model's replicated rates (group, rounds)")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return _png(fig)

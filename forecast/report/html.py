@@ -27,18 +27,23 @@ from jinja2 import (
 )
 from markupsafe import Markup
 
-from forecast.mcse import decimals, num, pct, se
+from forecast.mcse import decimals, num, se
 from forecast.report.backtest import BASELINE_LABELS, FORECASTERS, targets
 from forecast.report.tables import (
     answer_sentence,
     belief_moves,
     decision_sentence,
+    first_quoted,
     fmt_interval,
     fmt_mcse,
+    hidden_note,
     outcomes_text,
+    pct,
     pct_row,
+    posterior_text,
     sign_points,
     update_sentence,
+    with_effect,
     written,
 )
 
@@ -60,6 +65,27 @@ def _escaped(eval_ctx, value: Any) -> Any:
     if not eval_ctx.autoescape or isinstance(value, Markup):
         return value
     return Markup(html.escape(str(value)))
+
+
+_MARKDOWN = None
+
+
+def inline_markdown(text: str | None) -> Markup:
+    """A line written in Markdown (``**bold**``, `` `code` ``) as HTML, by markdown-it.
+
+    Raw HTML in the text is not passed through: it is escaped like any other text.
+    """
+    global _MARKDOWN
+    if _MARKDOWN is None:
+        from markdown_it import MarkdownIt
+
+        _MARKDOWN = MarkdownIt("commonmark", {"html": False})
+    return Markup(_MARKDOWN.renderInline(text or ""))
+
+
+def anchor(path: str) -> str:
+    """The id of an assumption's row in the page, so other rows can point at it."""
+    return "a-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in path)
 
 
 def quotes_by_path(assumptions: list[dict[str, Any]]) -> dict[str, str | None]:
@@ -96,6 +122,8 @@ ENV.filters.update(
     written=written,
     sign_points=sign_points,
     belief_moves=belief_moves,
+    anchor=anchor,
+    md=inline_markdown,
     outcomes_text=outcomes_text,
 )
 ENV.globals.update(
@@ -103,6 +131,10 @@ ENV.globals.update(
     decision_sentence=decision_sentence,
     update_sentence=update_sentence,
     pct_row=pct_row,
+    with_effect=with_effect,
+    hidden_note=hidden_note,
+    first_quoted=first_quoted,
+    posterior_text=posterior_text,
     quotes_by_path=quotes_by_path,
     evppi_shown=evppi_shown,
     backtest_targets=targets,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from forecast.report.atomic import atomic_folder
-from forecast.report.tables import finite_or_none
+from forecast.report.tables import finite_or_none, hidden_note, with_effect
 
 
 def write_sensitivity(result: dict[str, Any], folder: Path) -> None:
@@ -17,7 +17,7 @@ def write_sensitivity(result: dict[str, Any], folder: Path) -> None:
     from forecast.report.html import SENSITIVITY_FIGURE, png_bytes, write_page
 
     result = finite_or_none(result)
-    rows = result["tornado"]
+    rows, hidden = with_effect(result["tornado"], "swing")
     figure = figures.tornado(
         rows,
         "p_success_low",
@@ -25,6 +25,7 @@ def write_sensitivity(result: dict[str, Any], folder: Path) -> None:
         result["p_success_base"],
         "P(success) with the belief at its 5% (blue) and 95% (orange) quantile",
         [r["path"] for r in rows],
+        hidden_note(hidden),
     )
     with atomic_folder(folder, keep=True) as tmp:
         (tmp / "sensitivity.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")

@@ -7,10 +7,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from forecast.mcse import decimals, num, pct, se
+from forecast import mcse
+from forecast.mcse import decimals, num, se
 from forecast.summary import build_summary, finite_or_none
 
-__all__ = ["build_summary", "finite_or_none", "markdown"]
+__all__ = ["build_summary", "finite_or_none", "hidden_note", "markdown", "pct", "with_effect"]
+
+#: Decimals a percentage shows at most, wherever a report prints one (the sentence, the
+#: tables, the terminal): "3.7%", "13.2%"; fewer where the Monte Carlo error says so.
+PCT_DECIMALS = 1
+
+
+def pct(x: float | None, error: float | None, most: int = PCT_DECIMALS) -> str:
+    """A probability in percent, as every part of a report prints it: to the digits its
+    Monte Carlo error supports, and at most one decimal (``3.7%``, never ``3.68%``)."""
+    return mcse.pct(x, error, min(most, PCT_DECIMALS))
+
+
+def with_effect(rows: list[dict[str, Any]], key: str) -> tuple[list[dict[str, Any]], int]:
+    """The rows whose ``key`` is not exactly zero (a swing, a change), and how many were
+    left out: a tornado or table shows what moves the answer, and says what it hid."""
+    shown = [r for r in rows if r.get(key) != 0]
+    return shown, len(rows) - len(shown)
+
+
+def hidden_note(n: int, what: str = "belief") -> str:
+    """``3 beliefs with no effect hidden``, or nothing when none was."""
+    if not n:
+        return ""
+    return f"{n} {what}{'' if n == 1 else 's'} with no effect hidden"
 
 
 def checks_markdown(checks: dict[str, Any] | None) -> list[str]:
@@ -82,6 +107,8 @@ def fmt_interval(st: dict[str, Any], as_pct: bool = True) -> str:
     """``mean [lo, hi]`` to the digits the mean's MCSE supports."""
     lo, hi = st["hdi_90"]
     e = st.get("mcse")
+    if e == 0 and lo == hi == st["mean"]:  # a point mass: one value, said once
+        return (pct(lo, None) if as_pct else f"{lo:g}") + " (a single value)"
     f = pct if as_pct else num
     return f"{f(st['mean'], e)} [{f(lo, e)}, {f(hi, e)}]"
 
@@ -144,6 +171,33 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+NOT_INFORMED = "not informed by the data: its prior"
+
+
+def first_quoted(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Each row whose quote an earlier row already shows (its path) -> that row's path,
+    so a quote that backs several beliefs is shown once and referred to after."""
+    first: dict[str, str] = {}
+    out = {}
+    for a in rows:
+        why = a.get("why")
+        if not why:
+            continue
+        if why in first:
+            out[a["path"]] = first[why]
+        else:
+            first[why] = a["path"]
+    return out
+
+
+def posterior_text(a: dict[str, Any]) -> str | None:
+    """The posterior as a table cell shows it, or None where the data never touch the
+    belief (the prior, already shown, is its posterior: the cell says so instead)."""
+    if a.get("informed_by_data", True) is False and a["prior"] == a["posterior"]:
+        return None
+    return f"{fmt_interval(a['posterior'], False)} ({fmt_mcse(a['posterior'], False)})"
+
+
 def assumptions_markdown(rows: list[dict[str, Any]]) -> list[str]:
     """Each assumption's belief, prior, posterior, weight, basis and its quote or note."""
     lines = [
@@ -151,26 +205,28 @@ def assumptions_markdown(rows: list[dict[str, Any]]) -> list[str]:
         "## Assumptions",
         "",
         "Basis: *author* = the article's words (quoted), *analyst* = a number the article does "
-        "not state (noted). Weight: a Beta belief counts as a + b reference rounds.",
+        "not state (noted). Weight: a Beta belief counts as a + b reference rounds. A belief "
+        "the reference data never touch keeps its prior: it is shown once.",
         "",
         "| path | belief | prior | posterior (MCSE) | weight | basis | why / note |",
         "|---|---|---|---|---:|---|---|",
     ]
-    previous = None
+    shown_before = first_quoted(rows)
     for a in rows:
         reason = []
-        if a["why"]:
-            reason.append("(same quote)" if a["why"] == previous else f"“{a['why']}”")
+        if a["path"] in shown_before:
+            reason.append(f"(the quote of `{shown_before[a['path']]}` above)")
+        elif a["why"]:
+            reason.append(f"“{a['why']}”")
         if a.get("note"):
             reason.append(f"*Note:* {a['note']}")
         text = (" ".join(reason) or "*(no reason given)*").replace("|", "\\|").replace("\n", " ")
         weight = "" if a.get("strength") is None else f"{a['strength']:.0f}"
+        post = posterior_text(a) or f"*{NOT_INFORMED}*"
         lines.append(
             f"| `{a['path']}` | {written(a['belief'])} → {a['distribution']} | {fmt_interval(a['prior'], False)} | "
-            f"{fmt_interval(a['posterior'], False)} ({fmt_mcse(a['posterior'], False)}) | {weight} | "
-            f"{a.get('basis') or '—'} | {text} |"
+            f"{post} | {weight} | {a.get('basis') or '—'} | {text} |"
         )
-        previous = a["why"]
     return lines
 
 
@@ -229,7 +285,7 @@ def sign_points(delta: float | None, mcse: float | None) -> str:
     """A move in P(success) in percentage points, signed, to the digits its MCSE supports."""
     if delta is None:
         return "—"
-    return f"{100 * delta:+.{decimals(mcse, 100, 2)}f}"
+    return f"{100 * delta:+.{decimals(mcse, 100, PCT_DECIMALS)}f}"
 
 
 def belief_moves(g: dict[str, Any], top: int = 2) -> str:
