@@ -87,13 +87,22 @@ def difference(a: Variant, b: Variant) -> tuple[float | None, float | None]:
 
 @dataclass
 class BaseFit:
-    """A fitted scenario whose posterior draws can serve as a proposal for its variants."""
+    """A fitted scenario whose posterior draws can serve as a proposal for its variants.
+
+    ``log_q`` is the proposal's log density at its draws up to a constant (log prior +
+    log likelihood), ``log_prior_q`` its prior part: a variant that reads the same
+    reference data (``data_key``) has the same likelihood at the same draws, which then
+    cancels from the weights and need not be computed again.
+    """
 
     prep: Prepared
-    posterior: Any  # xarray.Dataset
+    posterior: Any  # xarray.Dataset, in memory
     learned: list[str]
     log_q: Any  # numpy (draw,): log prior + log likelihood of the learned draws
     r_eff: float = 1.0  # relative efficiency of the posterior's P(success) draws
+    log_prior_q: Any = None  # numpy (draw,): the log prior part of log_q
+    data_key: str | None = None  # the reference data the likelihood was computed from
+    learned_draws: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_report(cls, prep: Prepared, folder: Path) -> BaseFit | None:
@@ -103,28 +112,41 @@ class BaseFit:
         path = folder / "posterior.nc"
         if prep.data is None or not path.is_file():
             return None
-        tree = xr.open_datatree(path, engine="h5netcdf")
-        if "posterior" not in tree.children:
-            return None
-        from forecast.fit import data_dependent, flat_draws, vectorised_draws
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            if "posterior" not in tree.children:
+                return None
+            posterior = tree["posterior"].to_dataset().load()
+        from forecast.fit import flat_draws
         from forecast.mcse import relative_efficiency
-        from forecast.model import build_model
+        from forecast.prepared import data_key
 
-        posterior = tree["posterior"].to_dataset()
-        model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
-        learned = data_dependent(model)
-        draws = flat_draws(posterior, learned)
-        n = posterior.sizes["chain"] * posterior.sizes["draw"]
-        # the whole data likelihood at the posterior draws (outcomes and recorded factor
-        # values), from the model itself: one definition for the fit and the weights
-        (loglik,) = vectorised_draws(model, [], n, prep.settings.seed, True, given=draws)
+        program = program_for(prep)
+        with program.lock:
+            program.set(prep)
+            draws = flat_draws(posterior, program.learned)
+            n = posterior.sizes["chain"] * posterior.sizes["draw"]
+            # the whole data likelihood at the posterior draws (outcomes and recorded
+            # factor values), from the model itself: one definition for fit and weights
+            (loglik,) = program.draws([], n, prep.settings.seed, True, draws)
+            log_prior_q = program.log_prior(draws)
         r_eff = relative_efficiency(posterior["p_success"].transpose("chain", "draw").values)
-        return cls(prep, posterior, learned, loglik + log_prior(model, draws), r_eff)
+        return cls(
+            prep,
+            posterior,
+            program.learned,
+            loglik + log_prior_q,
+            r_eff,
+            log_prior_q,
+            data_key(prep.loaded),
+            draws,
+        )
 
     def draws(self) -> dict[str, Any]:
         from forecast.fit import flat_draws
 
-        return flat_draws(self.posterior, self.learned)
+        if not self.learned_draws:
+            self.learned_draws = flat_draws(self.posterior, self.learned)
+        return self.learned_draws
 
 
 def log_prior(model, draws: dict[str, Any]):
@@ -155,11 +177,6 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
     """
     import numpy as np
 
-    from forecast.fit import run_fit
-    from forecast.mcse import mcse_mean
-    from forecast.model import build_model
-    from forecast.psis import importance
-
     seed = prep.settings.seed if seed is None else seed
     spec = prep.loaded.spec
     options = list(spec.decision.options) if spec.decision is not None else None
@@ -167,7 +184,7 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
     def best(values) -> str | None:
         return None if options is None or values is None else options[int(np.argmax(values))]
 
-    def variant(r, method: str, proposal: str) -> Variant:
+    def variant(r, method: str, proposal: str | None) -> Variant:
         return Variant(
             r.p_success,
             method,
@@ -181,40 +198,191 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
             r_eff=r.r_eff,
         )
 
-    model = build_model(spec, prep.priors, prep.data, prep.settings.seed)
+    program = program_for(prep)
+    with program.lock:
+        program.set(prep)
+        r = _reweighted(program, prep, seed, base)
+    if prep.data is None:  # exact: equal weights
+        return variant(r, "forward", r.proposal)
+    if r.reliable:
+        return variant(r, "reweighted", r.proposal)
+    mean, mcse, values, note = program.refit(prep, seed)
+    return Variant(
+        mean,
+        "refit",
+        r.pareto_k,
+        recommended=best(values),
+        mcse=mcse,
+        note=f"best reweighting: k = {r.pareto_k:.2f}, ESS {r.ess:.0f}{note}",
+    )
+
+
+def _reweighted(program: Program, prep: Prepared, seed: int, base: BaseFit | None):
+    """The best importance-sampling estimate of a scenario from ``program`` (set to it):
+    exact forward draws without data; with data, the base fit's posterior draws as the
+    proposal where the variant shares what the data bear on, else (or where those weights
+    fail the trust rule) the variant's prior, whichever gives the smaller Pareto k.
+    ``proposal`` is set on the result ("prior" or "posterior")."""
+    from forecast.psis import importance
+
+    model = program.model
     if prep.data is None:
-        return variant(importance(model, VARIANT_DRAWS, seed), "forward", "prior")
+        r = importance(model, VARIANT_DRAWS, seed, sampler=program.draws)
+        r.proposal = "prior"
+        return r
     candidates = []
     if base is not None and _shares_learned(model, base):
+        from forecast.prepared import data_key
+
         draws = base.draws()
+        # the same data at the same draws: the likelihood cancels from the weights
+        same_data = base.log_prior_q is not None and data_key(prep.loaded) == base.data_key
         r = importance(
             model,
             len(base.log_q),
             seed,
-            log_q=base.log_q,
+            log_q=base.log_prior_q if same_data else base.log_q,
             given=draws,
-            log_prior_target=log_prior(model, draws),
+            log_prior_target=program.log_prior(draws),
             r_eff=base.r_eff,
+            sampler=program.draws,
+            with_loglik=not same_data,
         )
-        candidates.append(("posterior", r))
-    if not candidates or not candidates[0][1].reliable:
-        candidates.append(("prior", importance(model, VARIANT_DRAWS, seed)))
-    proposal, r = min(candidates, key=lambda c: (not c[1].reliable, c[1].pareto_k))
-    if r.reliable:
-        return variant(r, "reweighted", proposal)
-    fitted = run_fit(
-        model, has_data=True, draws=prep.settings.draws, chains=prep.settings.chains, seed=seed
-    )
-    post = fitted.tree["posterior"]
-    values = post["option_value"].mean(("chain", "draw")).values if options else None
-    return Variant(
-        float(post["p_success"].mean()),
-        "refit",
-        r.pareto_k,
-        recommended=best(values),
-        mcse=mcse_mean(post["p_success"]),
-        note=f"best reweighting: k = {r.pareto_k:.2f}, ESS {r.ess:.0f}",
-    )
+        r.proposal = "posterior"
+        candidates.append(r)
+    if not candidates or not candidates[0].reliable:
+        r = importance(model, VARIANT_DRAWS, seed, sampler=program.draws)
+        r.proposal = "prior"
+        candidates.append(r)
+    return min(candidates, key=lambda c: (not c.reliable, c.pareto_k))
+
+
+class Program:
+    """A tunable model of one shape with its compiled functions, for many variants.
+
+    Built once per :func:`~forecast.model.shape_key` (the beliefs' parameters and the
+    number of rounds are shared variables), so a what-if that changes only numbers sets
+    them (:meth:`set`) and calls functions compiled before: no model build, no graph
+    rewriting. Calls are serialised by ``lock`` (the parameters are shared state).
+    """
+
+    def __init__(self, prep: Prepared):
+        import threading
+
+        from forecast.fit import data_dependent
+        from forecast.model import build_model
+
+        self.tunable: dict[str, list] = {}
+        spec = prep.loaded.spec
+        self.model = build_model(spec, prep.priors, prep.data, prep.settings.seed, self.tunable)
+        self.learned = data_dependent(self.model)
+        self.lock = threading.RLock()
+        self._draws: dict[tuple, Any] = {}
+        self._log_prior: dict[tuple, Any] = {}
+        self._nuts: Any = None  # forecast.nuts.TunableNuts, built on the first refit
+
+    def refit(self, prep: Prepared, seed: int) -> tuple[float, float, Any, str]:
+        """P(success) of the scenario by NUTS, its MCSE, the options' mean values (or
+        None) and a note on divergences: the learned variables by the shape's compiled
+        NUTS (:class:`~forecast.nuts.TunableNuts`), the rest by exact prior draws, as
+        :func:`forecast.fit.run_fit` does. The lock is held only to set parameters."""
+        import numpy as np
+        import xarray as xr
+
+        from forecast.fit import configure_jax, seeds
+        from forecast.mcse import mcse_mean
+
+        draws, chains = prep.settings.draws, prep.settings.chains
+        configure_jax(chains)
+        nuts_seed, exact_seed = seeds(seed, 3)[1:]
+        with self.lock:
+            if self._nuts is None:
+                from forecast.nuts import TunableNuts
+
+                self._nuts = TunableNuts(self.model, self.tunable, self.learned)
+            self.set(prep)
+            start = self._nuts.start(chains, nuts_seed)
+        sampled = self._nuts.sample(draws, chains, start)
+        given = {k: v.reshape(chains * draws, *v.shape[2:]) for k, v in sampled.values.items()}
+        names = ["p_success"] + (["option_value"] if prep.loaded.spec.decision else [])
+        with self.lock:
+            self.set(prep)
+            values = self.draws(names, chains * draws, exact_seed, False, given)
+        p = xr.DataArray(values[0].reshape(chains, draws), dims=("chain", "draw"))
+        options = values[1].mean(axis=0) if len(values) > 1 else None
+        note = f"; {sampled.divergences} divergences" if sampled.divergences else ""
+        return float(np.mean(values[0])), mcse_mean(p), options, note
+
+    def set(self, prep: Prepared) -> None:
+        from forecast.model import set_tunable
+
+        set_tunable(self.tunable, prep.loaded.spec, prep.priors)
+
+    def draws(self, names, n: int, seed: int, with_loglik: bool, given) -> list:
+        """:func:`~forecast.fit.vectorised_draws` of the model, compiled once per signature."""
+        import numpy as np
+
+        from forecast.fit import DrawsFunction
+
+        given = {k: np.asarray(v) for k, v in (given or {}).items()}
+        shapes = {k: (v.dtype, v.shape[1:]) for k, v in given.items()}
+        key = (tuple(names), n, with_loglik, tuple((k, str(d), s) for k, (d, s) in shapes.items()))
+        if key not in self._draws:
+            self._draws[key] = DrawsFunction(self.model, list(names), n, with_loglik, shapes)
+        return self._draws[key](n, seed, given)
+
+    def log_prior(self, draws: dict[str, Any]):
+        """:func:`log_prior` of the model at ``draws``, compiled once per set of names."""
+        import numpy as np
+
+        key = tuple((k, np.asarray(v).shape[1:]) for k, v in draws.items())
+        if key not in self._log_prior:
+            self._log_prior[key] = _log_prior_function(self.model, draws)
+        fn = self._log_prior[key]
+        return fn(*(np.asarray(v) for v in draws.values())) if fn is not None else 0.0
+
+
+def _log_prior_function(model, draws: dict[str, Any]):
+    """A compiled :func:`log_prior`: the joint prior log density of the named free
+    variables (PyMC's own ``pm.logp``), per draw, with the draws as inputs."""
+    import numpy as np
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+
+    from forecast.fit import forward_mode
+
+    free = [rv for rv in model.free_RVs if rv.name in draws]
+    if not free:
+        return None
+    inputs, total = [], 0
+    for name, value in draws.items():
+        value = np.asarray(value)
+        x = pt.tensor(name, dtype=value.dtype, shape=(None, *value.shape[1:]))
+        inputs.append(x)
+        rv = next((r for r in free if r.name == name), None)
+        if rv is not None:
+            total = total + pm.logp(rv, x).reshape((x.shape[0], -1)).sum(axis=1)
+    return pytensor.function(inputs, total, mode=forward_mode(), on_unused_input="ignore")
+
+
+#: Compiled programs by model shape, most recently used last; a handful covers a
+#: sensitivity run, a compare, an explore session or a sweep.
+_PROGRAMS: dict[str, Program] = {}
+PROGRAMS_KEPT = 8
+
+
+def program_for(prep: Prepared) -> Program:
+    """The cached :class:`Program` of the scenario's shape, built on first use."""
+    from forecast.model import shape_key
+    from forecast.prepared import data_key
+
+    key = shape_key(prep.loaded.spec, prep.priors, data_key(prep.loaded))
+    program = _PROGRAMS.pop(key, None) or Program(prep)
+    _PROGRAMS[key] = program
+    while len(_PROGRAMS) > PROGRAMS_KEPT:
+        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    return program
 
 
 def _shares_learned(model, base: BaseFit) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 
 from forecast.beliefs import FAMILIES, Prior
@@ -70,13 +71,71 @@ def round_states(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return states, unknown, valid
 
 
-def _variable(name: str, prior: Prior, dims=None):
-    """One free variable for a belief, or a constant."""
+def _variable(name: str, prior: Prior, tunable: dict | None = None):
+    """One free variable for a belief, or a constant.
+
+    With ``tunable`` (a dict), the prior's parameters are shared variables, recorded
+    there under the belief's path, so a compiled function of the model serves every
+    variant that changes only the numbers (:func:`set_tunable`).
+    """
     if prior.is_constant:
         return pt.constant(prior.params[0], dtype="float64")
     family = FAMILIES[prior.family]
-    params = dict(zip(family.pymc_params, prior.params, strict=True))
-    return getattr(pm, family.pymc)(name, **params, dims=dims)
+    values = prior.params
+    if tunable is not None:
+        values = tunable[name] = [
+            pytensor.shared(np.float64(v), name=f"{name}:{p}")
+            for p, v in zip(family.pymc_params, prior.params, strict=True)
+        ]
+    params = dict(zip(family.pymc_params, values, strict=True))
+    return getattr(pm, family.pymc)(name, **params)
+
+
+#: The key of ``tunable`` that holds the question's number of rounds.
+ROUNDS = "question.rounds"
+
+
+def set_tunable(tunable: dict, spec: Scenario, priors: dict[str, Prior]) -> None:
+    """Give a tunable model's shared parameters the values of ``priors`` and ``spec``.
+
+    The priors must have the shape the model was built with (same paths, same families,
+    the same constants): :func:`shape_key` says when they do.
+    """
+    for path, shared in tunable.items():
+        values = (spec.question.rounds,) if path == ROUNDS else priors[path].params
+        for variable, value in zip(shared, values, strict=True):
+            variable.set_value(np.float64(value))
+
+
+def shape_key(spec: Scenario, priors: dict[str, Prior], data_key: str) -> str:
+    """What a tunable model's graph depends on beyond its shared parameters.
+
+    Two scenarios with the same key build the same graph up to the prior parameters
+    and the number of rounds: the beliefs' paths and families, every constant's value,
+    the stages, factors, evidence and decision as they are wired, the pooling scale and
+    the reference data (``data_key``, :func:`forecast.prepared.data_key`).
+    """
+    import json
+
+    ref = spec.reference
+    decision = spec.decision
+    return json.dumps(
+        [
+            data_key,
+            None if ref is None else [ref.pooling_scale, ref.group, str(ref.case_group)],
+            list(spec.stages),
+            list(spec.factors),
+            list(spec.evidence),
+            None
+            if decision is None
+            else [
+                [name, opt.p_success == "model", [(c, x.when) for c, x in opt.consequences.items()]]
+                for name, opt in decision.options.items()
+            ],
+            [(p, pr.family, pr.params if pr.is_constant else None) for p, pr in priors.items()],
+        ],
+        default=str,
+    )
 
 
 def _softplus(x):
@@ -124,6 +183,7 @@ def build_model(
     priors: dict[str, Prior],
     data: ReferenceData | None,
     seed: int = 0,
+    tunable: dict | None = None,
 ) -> pm.Model:
     """Build the PyMC model of a scenario, in the named steps of PRODUCT §2.
 
@@ -138,6 +198,9 @@ def build_model(
     seed
         Kept for callers; the Monte Carlo factor states of the case (more than 12
         factors) are random nodes of the graph, seeded by whoever draws from it.
+    tunable
+        A dict to make the model tunable: the beliefs' parameters and the number of
+        rounds become shared variables, recorded there (see :func:`set_tunable`).
     """
     stages, factors, evidence = list(spec.stages), list(spec.factors), list(spec.evidence)
     groups = groups_of(spec, data)
@@ -154,14 +217,14 @@ def build_model(
         coords["round"] = data.round_id
 
     with pm.Model(coords=coords) as model:
-        var = {path: _variable(path, prior) for path, prior in priors.items()}
+        var = {path: _variable(path, prior, tunable) for path, prior in priors.items()}
         b = _beliefs(spec, var)
         shift = _group_shift(spec, stages, pooled, groups)
         if data is not None and data.n_rounds:
             _reference_outcomes(spec, var, b, data, groups, shift)
             _factor_records(spec, var, data)
         case_shift = None if shift is None else shift[:, groups.index(case_group_label(spec))]
-        p_success = _case(spec, var, b, case_shift)
+        p_success = _case(spec, var, b, case_shift, tunable)
         if spec.decision is not None:
             option_values(spec, var, p_success)
     return model
@@ -284,7 +347,7 @@ def _factor_records(spec: Scenario, var: dict, data: ReferenceData) -> None:
     )
 
 
-def _case(spec: Scenario, var: dict, b: _Beliefs, group_shift):
+def _case(spec: Scenario, var: dict, b: _Beliefs, group_shift, tunable=None):
     """P(success) of the talks being forecast (PRODUCT §2, "The case").
 
     The factor state x persists over the question's rounds; each round is a fresh try
@@ -320,6 +383,9 @@ def _case(spec: Scenario, var: dict, b: _Beliefs, group_shift):
         dims="stage",
     )
     rounds = spec.question.rounds
+    if tunable is not None:
+        rounds = pytensor.shared(np.float64(rounds), name=ROUNDS)
+        tunable[ROUNDS] = [rounds]
     p_any = -pt.expm1(rounds * pt.log1p(-p_round_x))  # (state,): some round succeeds
     p0 = (weight * p_any).sum()
     if not spec.evidence:

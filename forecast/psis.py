@@ -46,6 +46,7 @@ class Reweighted:
     draws: dict[str, np.ndarray]
     weights: np.ndarray
     r_eff: float = 1.0
+    proposal: str | None = None  # what the draws came from: "prior" or "posterior"
 
     @property
     def n(self) -> int:
@@ -90,6 +91,8 @@ def importance(
     given=None,
     log_prior_target=0.0,
     r_eff: float = 1.0,
+    sampler=None,
+    with_loglik: bool | None = None,
 ) -> Reweighted:
     """Posterior means by PSIS from a proposal: the prior (default) or given draws.
 
@@ -99,13 +102,20 @@ def importance(
     supplies the first factor. Variables not given are drawn from their prior, which
     cancels; without ``given`` the proposal is the prior and the weights the likelihood.
     ``r_eff`` is the proposal draws' relative efficiency (below 1 for MCMC draws): it
-    scales the effective sample size and the Monte Carlo errors.
+    scales the effective sample size and the Monte Carlo errors. ``sampler`` replaces
+    :func:`~forecast.fit.vectorised_draws` of ``model`` (same arguments after the model),
+    e.g. by a compiled program kept for the model's shape. ``with_loglik=False`` leaves
+    the data likelihood out of the weights: right only where ``log_q`` leaves out the
+    same likelihood at the same draws (a proposal fitted to the same data).
     """
     from forecast.mcse import weighted_mcse
 
     names = ["p_success"] + (["option_value"] if "option_value" in model.named_vars else [])
-    has_data = bool(model.observed_RVs)
-    values = vectorised_draws(model, names, n, seed, with_loglik=has_data, given=given)
+    has_data = bool(model.observed_RVs) if with_loglik is None else with_loglik
+    if sampler is None:
+        values = vectorised_draws(model, names, n, seed, with_loglik=has_data, given=given)
+    else:
+        values = sampler(names, n, seed, has_data, given)
     draws = dict(zip(names, values[: len(names)], strict=True))
     log_ratio = log_prior_target - log_q + (values[-1] if has_data else np.zeros(n))
     w, k = psis_weights(np.broadcast_to(log_ratio, (n,)))
