@@ -173,3 +173,19 @@ def test_a_refit_is_pending_then_answers(explored):
     assert answer["pareto_k"] > 0.7 or "ESS" in answer["note"]
     # a base rate near 0.95 against 8 agreements in 24 rounds: far above the file's
     assert answer["p_success"]["mean"] > session.answer([])["p_success"]["mean"]
+
+
+def test_explore_without_a_scenario_exits_2(cli, tmp_path):
+    r = cli("explore", tmp_path / "nope.yaml", "--no-open", "--port", "8791")
+    assert r.exit_code == 2 and "no such file" in r.output and "Traceback" not in r.output
+
+
+def test_explore_on_a_port_in_use_exits_2_before_fitting(cli, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("explore", tmp_path / "nope.yaml", "--no-open", "--port", str(port))
+    assert r.exit_code == 2 and f"port {port}" in r.output and "in use" in r.output

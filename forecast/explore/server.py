@@ -12,6 +12,7 @@ HOST = "127.0.0.1"
 def port_free(port: int) -> bool:
     """Whether ``port`` can be bound on the loopback address now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             s.bind((HOST, port))
         except OSError:

@@ -12,6 +12,7 @@ ready within ``wait`` seconds is reported as pending, with the time it has taken
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import re
 import shlex
@@ -31,7 +32,7 @@ from forecast.prepared import Prepared
 
 #: Seconds a request waits for a what-if before it answers "pending": a reweighting of a
 #: bundled scenario takes about a second, a NUTS refit tens of seconds.
-WAIT = 3.0
+WAIT = 1.0
 #: The engine's method names as PRODUCT §9 spells them ("forward" sampling is exact).
 METHODS = {"forward": "exact", "reweighted": "reweighted", "refit": "refit"}
 #: What-ifs computed at once (each a thread); a later one waits for a free worker, and
@@ -136,6 +137,9 @@ class Session:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="forecast-what-if")
         self.last_refit_seconds: float | None = None
+        # a new range on a probability is fitted with PreliZ, whose first import takes
+        # seconds: made now, in the background, not on the user's first range
+        self._pool.submit(importlib.import_module, "preliz")
 
     def close(self) -> None:
         """Stop taking what-ifs; queued ones are dropped (a running one finishes)."""
