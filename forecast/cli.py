@@ -537,7 +537,7 @@ def main() -> None:
 
 
 # commands defined beside this module, registered on `app` as they are imported
-from forecast import cli_explore, cli_ledger, cli_views  # noqa: E402,F401
+from forecast import cli_explore, cli_ledger, cli_sweep, cli_views  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()
