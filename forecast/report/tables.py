@@ -100,6 +100,8 @@ def written(belief: Any) -> str:
             f"{k}: {list(v) if isinstance(v, list | tuple) else v}" for k, v in belief.items()
         )
         return "{" + inner + "}"
+    if isinstance(belief, float):  # a constant: as it was typed, 1 not 1.0
+        return f"{belief:g}"
     return str(belief)
 
 
