@@ -79,7 +79,11 @@ def _variable(name: str, prior: Prior, tunable: dict | None = None):
     variant that changes only the numbers (:func:`set_tunable`).
     """
     if prior.is_constant:
-        return pt.constant(prior.params[0], dtype="float64")
+        if tunable is None:
+            return pt.constant(prior.params[0], dtype="float64")
+        # a shared scalar, not a free variable: the switch forms keep 0 and 1 exact
+        tunable[name] = [pytensor.shared(np.float64(prior.params[0]), name=name)]
+        return tunable[name][0]
     family = FAMILIES[prior.family]
     values = prior.params
     if tunable is not None:
@@ -110,8 +114,8 @@ def set_tunable(tunable: dict, spec: Scenario, priors: dict[str, Prior]) -> None
 def shape_key(spec: Scenario, priors: dict[str, Prior], data_key: str) -> str:
     """What a tunable model's graph depends on beyond its shared parameters.
 
-    Two scenarios with the same key build the same graph up to the prior parameters
-    and the number of rounds: the beliefs' paths and families, every constant's value,
+    Two scenarios with the same key build the same graph up to the prior parameters,
+    the constants' values and the number of rounds: the beliefs' paths and families,
     the stages, factors, evidence and decision as they are wired, the pooling scale and
     the reference data (``data_key``, :func:`forecast.prepared.data_key`).
     """
@@ -132,7 +136,7 @@ def shape_key(spec: Scenario, priors: dict[str, Prior], data_key: str) -> str:
                 [name, opt.p_success == "model", [(c, x.when) for c, x in opt.consequences.items()]]
                 for name, opt in decision.options.items()
             ],
-            [(p, pr.family, pr.params if pr.is_constant else None) for p, pr in priors.items()],
+            [(p, pr.family) for p, pr in priors.items()],
         ],
         default=str,
     )

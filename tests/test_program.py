@@ -58,18 +58,23 @@ def _with(prep, **changes):
 
 
 def test_constants_and_rounds_are_exact_through_the_cache(write_scenario):
-    """P(success) = 1 − (1 − p)^rounds exactly for a constant pass rate p: a changed
-    constant gets its own program (constants are compiled in), a changed number of
-    rounds reuses the program (rounds are a shared parameter)."""
+    """P(success) = 1 − (1 − p)^rounds exactly for a constant pass rate p, through one
+    program: constants and the number of rounds are shared parameters; a constant that
+    becomes a distribution is another shape."""
     engine._PROGRAMS.clear()
     prep = api.prepare(write_scenario(CONSTANT))
     assert api.evaluate(prep).p_success == pytest.approx(1 - 0.7**2, abs=1e-12)
     other = _with(prep, **{"stages.agreement.base_rate.belief": 0.5})
     assert api.evaluate(other).p_success == pytest.approx(1 - 0.5**2, abs=1e-12)
-    assert len(engine._PROGRAMS) == 2
     three = _with(other, **{"question.rounds": 3})
     assert api.evaluate(three).p_success == pytest.approx(1 - 0.5**3, abs=1e-12)
-    assert len(engine._PROGRAMS) == 2  # the same shape as `other`
+    assert len(engine._PROGRAMS) == 1
+    spread = _with(prep, **{"stages.agreement.base_rate.belief": {"beta": [3, 7]}})
+    # a Beta(3, 7) pass rate over 2 rounds: 1 − E[(1 − p)^2] = 1 − B(3, 9)/B(3, 7)
+    want = 1 - (7 * 8) / (10 * 11)
+    v = api.evaluate(spread)
+    assert v.p_success == pytest.approx(want, abs=4 * v.mcse)  # 4 MCSE: false alarm < 1e-4
+    assert len(engine._PROGRAMS) == 2
     assert api.evaluate(prep).p_success == pytest.approx(1 - 0.7**2, abs=1e-12)
 
 
