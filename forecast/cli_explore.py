@@ -5,6 +5,8 @@ Registered on :data:`forecast.cli.app` when :mod:`forecast.cli` imports this mod
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -79,6 +81,13 @@ def explore(
     from forecast.explore.server import serve
 
     try:
-        serve(web, port, on_ready=ready)
+        serve(web, port, on_ready=ready)  # uvicorn re-raises Ctrl-C once it has stopped
+    except KeyboardInterrupt:
+        pass
     finally:
-        session.close()
+        if session.close():  # a refit in a worker thread cannot be stopped: do not wait
+            err.print("stopped; the what-if still computing is dropped")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+    err.print("stopped")

@@ -189,3 +189,37 @@ def test_explore_on_a_port_in_use_exits_2_before_fitting(cli, tmp_path):
         port = taken.getsockname()[1]
         r = cli("explore", tmp_path / "nope.yaml", "--no-open", "--port", str(port))
     assert r.exit_code == 2 and f"port {port}" in r.output and "in use" in r.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("no_open", [True, False])
+def test_the_command_serves_a_report_folder(explored, cli, monkeypatch, no_open):
+    """`forecast explore REPORT [--no-open] --port P`: the URL printed once serving, the
+    browser opened unless --no-open, the app it serves answering (uvicorn stubbed out:
+    the real server is the browser test's)."""
+    import webbrowser
+
+    from starlette.testclient import TestClient
+
+    from forecast.explore import server
+
+    opened, answers = [], []
+
+    def serve(app, port, on_ready=None):
+        with TestClient(app, base_url=f"http://127.0.0.1:{port}") as c:
+            on_ready()
+            for _ in range(60):  # a pending answer is asked again, as the page does
+                answer = c.get("/api/forecast", params={"set": f"{HOLDS}=unlikely"}).json()
+                if answer["status"] != "pending":
+                    break
+            answers.append(answer)
+
+    monkeypatch.setattr(server, "serve", serve)
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    args = ["explore", explored[1].folder, "--port", "8793"] + ["--no-open"] * no_open
+    r = cli(*args)
+    assert r.exit_code == 0, r.output
+    assert "forecast explore: http://127.0.0.1:8793/" in r.stdout
+    assert opened == ([] if no_open else ["http://127.0.0.1:8793/"])
+    (answer,) = answers
+    assert answer["method"] == "reweighted" and 0 < answer["p_success"]["mean"] < 1

@@ -141,9 +141,12 @@ class Session:
         # seconds: made now, in the background, not on the user's first range
         self._pool.submit(importlib.import_module, "preliz")
 
-    def close(self) -> None:
-        """Stop taking what-ifs; queued ones are dropped (a running one finishes)."""
+    def close(self) -> bool:
+        """Stop taking what-ifs and drop the queued ones; whether one is still running
+        (a thread cannot be stopped: the caller may exit without waiting for it)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            return any(job.thread is not None for job in self._jobs.values())
 
     # -- changes
 
