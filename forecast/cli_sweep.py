@@ -123,7 +123,7 @@ class _Bar:
             TextColumn("variants"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("refits {task.fields[refits]}, {task.fields[pending]} pending"),
+            TextColumn("{task.fields[refits]} refitted, {task.fields[pending]} to go"),
             TimeRemainingColumn(),
             console=console,
             disable=not console.is_terminal,
@@ -142,7 +142,7 @@ class _Bar:
         self.progress.update(self.task, completed=done, refits=self.refits, pending=total - done)
         if not self.console.is_terminal and done * 10 // total > self.shown:
             self.shown = done * 10 // total
-            self.console.print(f"variants {done}/{total} (refits {self.refits})")
+            self.console.print(f"variants {done}/{total} ({self.refits} refitted)")
 
 
 def _sweep_table(result, folder: Path) -> None:
@@ -152,18 +152,23 @@ def _sweep_table(result, folder: Path) -> None:
 
     console = _console(stderr=False)
     rows = result["rows"]
+    methods = list(result["methods"])
+    one_method = methods[0] if len(methods) == 1 else None
     t = Table(
         title=f"forecast sweep: {result['id']}, {result['n_variants']} variants",
         title_justify="left",
-        caption="MCSE in points; interval: 90% (— for a refit)",
+        caption="MCSE in points; interval: 90% (— for a refit)"
+        + (f"; every variant {one_method}" if one_method else ""),
         caption_justify="left",
     )
     paths = [a["path"] for a in result["vary"]]
-    for i, p in enumerate(paths):
-        t.add_column(p.rsplit(".", 2)[-2] + "." + p.rsplit(".", 1)[-1] if "." in p else p)
-        t.columns[i].overflow = "fold"
-    for col in ("P(success)", "MCSE", "90% interval", "method"):
-        t.add_column(col, justify="right" if col != "method" else "left")
+    for p in paths:  # named by what is varied: the table stays narrow (the CSV has the path)
+        t.add_column(_short(p), overflow="fold")
+    d = result["decision"]
+    figures = ("P(success)", "MCSE", "90% interval")
+    figures += (() if one_method else ("method",)) + (("best",) if d else ())
+    for col in figures:  # the figures are never cut; the varied values fold instead
+        t.add_column(col, justify="left" if col in ("method", "best") else "right", no_wrap=True)
     shown = rows if len(rows) <= 30 else sorted(rows, key=lambda r: r["p_success_mean"] or 0)
     if len(rows) > 30:  # the extremes of a large grid; sweep.csv has every row
         shown = shown[:5] + shown[-5:]
@@ -175,12 +180,12 @@ def _sweep_table(result, folder: Path) -> None:
             pct(r["p_success_mean"], e),
             se(e, 100),
             interval,
-            r["method"],
+            *(() if one_method else (r["method"],)),
+            *((r["recommended"] or "—",) if d else ()),
         )
     console.print(t)
     if len(rows) > 30:
         console.print("(the 5 lowest and 5 highest P(success); every variant is in sweep.csv)")
-    d = result["decision"]
     if d:
         counts = ", ".join(f"{k} {n}" for k, n in d["best_counts"].items())
         console.print(
@@ -188,3 +193,16 @@ def _sweep_table(result, folder: Path) -> None:
         )
     console.print(f"sweep: {folder / 'sweep.csv'}")
     console.print(f"report: {folder / 'report.html'}")
+
+
+#: Last parts of a path that say what kind of number it is, not which one.
+_KINDS = {"holds", "probability", "belief", "odds_ratio", "value", "likelihood_ratio", "p_success"}
+
+
+def _short(path: str) -> str:
+    """A column name for a varied path: the belief's own name (its section's)."""
+    parts = path.split(".")
+    if len(parts) > 1 and parts[-1] in _KINDS:
+        name = parts[-2] if parts[-2] != "base_rate" else ".".join(parts[-3:-1])
+        return f"{name} ({parts[-1]})" if parts[-1] != "belief" else name
+    return parts[-1]

@@ -157,11 +157,18 @@ def label_of(prep: Prepared, path: str) -> str:
     """The varied belief in the scenario's own words (its label), else its path."""
     from forecast.scenario import assumptions
 
-    for a in assumptions(prep.loaded.spec):
-        if path == a.path or path.startswith(a.at + ".") or path == a.at:
-            if a.path.startswith("factors.") and a.path.endswith(".holds"):
-                return f"how likely it holds: {a.label}"
-            return a.label or path
+    every = assumptions(prep.loaded.spec)
+    exact = [a for a in every if path == a.path]
+    # else the belief whose section holds the path (the innermost one)
+    inside = sorted(
+        (a for a in every if path == a.at or path.startswith(a.at + ".")),
+        key=lambda a: len(a.at),
+        reverse=True,
+    )
+    for a in exact or inside[:1]:
+        if a.path == path and path.startswith("factors.") and path.endswith(".holds"):
+            return f"how likely it holds: {a.label}"
+        return a.label or path
     return path
 
 
