@@ -240,87 +240,65 @@ def test_the_question_success_text_renders_its_code(prior_folder):
     assert "It works (<code>agreement</code> = 1)." in html
 
 
-CSV = """
-round_id,track,start_date,agreement
-r1,t,2001-01-01,1
-r2,t,2002-01-01,0
-r3,t,2003-01-01,0
-r4,t,2004-01-01,1
-r5,t,2005-01-01,0
-r6,t,2006-01-01,0
-r7,t,2007-01-01,0
-r8,t,2008-01-01,1
-"""
-
-# with data: the base rate is learned, the factor's `holds` (the situation now) is not
-DATA = """
-factors:
-  leader:
-    label: The leader is strong
-    holds: likely
-    note: the analyst's
-    in_reference: {belief: unlikely, note: the analyst's}
-stages:
-  agreement:
-    label: They agree
-    base_rate: {belief: {between: [0.1, 0.7]}, note: the analyst's}
-    effects:
-      leader: {odds_ratio: lowers, note: the analyst's}
-    column: agreement
-reference: {data: rounds.csv}
-sampling: {draws: 300, chains: 2, seed: 3}
-"""
-
-
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    """One small NUTS fit, with the figures it drew kept: (folder, {figure: Figure})."""
-    folder = tmp_path_factory.mktemp("fitted")
-    drawn: dict[str, object] = {}
-    real = figures._png
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(figures, "_png", lambda fig: drawn.setdefault(len(drawn), fig) and real(fig))
-        result = api.run(api.prepare(_write(folder, DATA, CSV)), out=folder / "reports")
-    return result.folder, list(drawn.values())
+def fitted(bundled_run) -> Path:
+    """The session's fit of the Commentary scenario (NUTS, with data): no fit of its own."""
+    result, out = bundled_run
+    assert result.exit_code == 0, result.output
+    return out / "commentary-2013"
 
 
 @pytest.mark.slow
 def test_a_belief_the_data_never_touch_shows_its_prior_once(fitted):
-    folder, _ = fitted
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = json.loads((fitted / "summary.json").read_text())
     rows = {a["path"]: a for a in summary["assumptions"]}
-    holds, rate = rows["factors.leader.holds"], rows["stages.agreement.base_rate.belief"]
+    # whether the Leader needs enmity now: no reference round observes it
+    holds = rows["factors.supreme_leader_opposes.holds"]
+    rate = rows["stages.agreement.base_rate.belief"]
     assert holds["informed_by_data"] is False and rate["informed_by_data"] is True
     # exactly its prior: no sampling noise that would look like an update
     assert holds["posterior"] == holds["prior"]
     assert rate["posterior"] != rate["prior"]
-    md = (folder / "summary.md").read_text()
-    (line,) = [x for x in md.splitlines() if x.startswith("| `factors.leader.holds`")]
+    md = (fitted / "summary.md").read_text()
+    (line,) = [
+        x for x in md.splitlines() if x.startswith("| `factors.supreme_leader_opposes.holds`")
+    ]
     assert "*not informed by the data: its prior*" in line
-    html = (folder / "report.html").read_text()
-    assert html.count("not informed by the data: its prior") == 1
-    index = json.loads((folder / "figures" / "index.json").read_text())
+    untouched = [a for a in summary["assumptions"] if not a["informed_by_data"]]
+    html = (fitted / "report.html").read_text()
+    assert html.count("not informed by the data: its prior") == len(untouched) == 2
+    index = json.loads((fitted / "figures" / "index.json").read_text())
     assert {"assumptions", "untouched", "ppc"} <= set(index["figures"])
 
 
 @pytest.mark.slow
-def test_the_predictive_check_is_rates_with_intervals(fitted):
+def test_the_predictive_check_is_rates_with_intervals(fitted, monkeypatch):
+    """The figure is drawn from the table's own rows: each group's replicated rate as a
+    point with its 90% interval as error bars, the observed rate as a dot beside it."""
     from matplotlib.container import ErrorbarContainer
 
-    folder, drawn = fitted
-    summary = json.loads((folder / "summary.json").read_text())
-    (row,) = summary["checks"]["ppc"]
-    ppc = [f for f in drawn if f._suptitle and "replicated rates" in f._suptitle.get_text()]
-    (fig,) = ppc
-    (ax,) = [a for a in fig.axes if a.containers]
-    (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
-    x, _ = bars.lines[0].get_data()
-    assert np.allclose(x, [row["replicated_mean"]])  # the table's numbers, as points
-    observed = [line for line in ax.lines if line is not bars.lines[0]]
-    assert any(np.allclose(line.get_xdata(), [row["observed_rate"]]) for line in observed)
-    assert not ax.collections or all(  # no filled density: only the error bars' segments
-        type(c).__name__ == "LineCollection" for c in ax.collections
-    )
+    rows = json.loads((fitted / "summary.json").read_text())["checks"]["ppc"]
+    drawn = []
+    monkeypatch.setattr(figures, "_png", lambda fig: drawn.append(fig) or "data:,")
+    figures.ppc_rates(rows, {r["stage"]: r["stage"] for r in rows})
+    (fig,) = drawn
+    panels = [ax for ax in fig.axes if ax.containers]
+    assert len(panels) == len({r["stage"] for r in rows})  # one panel per stage
+    for ax in panels:
+        stage = ax.get_title().removeprefix("Stage: ")
+        mine = [r for r in rows if r["stage"] == stage]
+        (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        x, _ = bars.lines[0].get_data()
+        assert np.allclose(x, [r["replicated_mean"] for r in mine])
+        (segments,) = bars.lines[2]
+        lo_hi = [sorted(seg[:, 0]) for seg in segments.get_segments()]
+        assert np.allclose(lo_hi, [r["replicated_90"] for r in mine])
+        observed = [line for line in ax.lines if line is not bars.lines[0]]
+        assert any(
+            np.allclose(line.get_xdata(), [r["observed_rate"] for r in mine]) for line in observed
+        )
+        # no density: nothing filled, and the only line collection is the error bars'
+        assert [type(c).__name__ for c in ax.collections] == ["LineCollection"]
 
 
 def test_the_vienna_example_uses_the_bundled_data_and_checks_clean(cli):
