@@ -114,6 +114,7 @@ def decision_figures(prep, fit, summary, labels: dict[str, str]) -> dict[str, st
             dim="option",
             xlabel=f"value of the option ({spec.decision.value_scale})",
             title="Value of each option",
+            percent=False,
         )
     }
     decision = summary["decision"]

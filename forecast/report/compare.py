@@ -190,6 +190,7 @@ def write_compare(result: dict[str, Any], sources, folder: Path) -> None:
                 f"P(success) of {pair['a']} with {pair['b']}'s version of one assumption",
                 [r["path"] for r in rows],
                 hidden_note(hidden, "swap"),
+                percent=True,
             )
     with atomic_folder(folder) as tmp:
         (tmp / "compare.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")

@@ -281,8 +281,10 @@ def overlaid_p_success(
     dim: str = "scenario",
     xlabel: str = "probability that the talks succeed (dot: mean)",
     title: str = "Probability that the talks succeed",
+    percent: bool = True,
 ) -> str:
-    """Several distributions on one axis (arviz_plots, colour by ``dim``)."""
+    """Several distributions on one axis (arviz_plots, colour by ``dim``); a probability's
+    axis in percent (``percent``), a value's as it is."""
     import numpy as np
     import xarray as xr
 
@@ -304,7 +306,7 @@ def overlaid_p_success(
     )
     pc.add_legend(dim)
     # a value scale is a sentence or two: on a few lines, or it shrinks the figure
-    return _finish(pc, wrap(xlabel, 90, 4), titles={"p_success": title})
+    return _finish(pc, wrap(xlabel, 90, 4), titles={"p_success": title}, percent=percent)
 
 
 def tornado(
@@ -315,9 +317,11 @@ def tornado(
     xlabel: str,
     labels: list[str],
     hidden: str = "",
+    percent: bool = False,
 ) -> str:
     """Horizontal bars from ``base`` to each row's low and high value, largest first;
-    ``hidden`` says which rows were left out (``3 beliefs with no effect hidden``).
+    ``hidden`` says which rows were left out (``3 beliefs with no effect hidden``);
+    ``percent`` puts a probability's axis in percent.
 
     ArviZ has no tornado plot, so this one is matplotlib.
     """
@@ -338,6 +342,10 @@ def tornado(
     ax.axvline(base, color="black", lw=1)
     ax.set_yticks(range(n), labels[::-1], fontsize=8)
     ax.set_xlabel(xlabel + (f"\n({hidden})" if hidden else ""))
+    if percent:  # a probability's axis, as every other figure of P(success)
+        from matplotlib.ticker import PercentFormatter
+
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return _png(fig)

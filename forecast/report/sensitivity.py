@@ -26,6 +26,7 @@ def write_sensitivity(result: dict[str, Any], folder: Path) -> None:
         "P(success) with the belief at its 5% (blue) and 95% (orange) quantile",
         [r["path"] for r in rows],
         hidden_note(hidden),
+        percent=True,
     )
     with atomic_folder(folder, keep=True) as tmp:
         (tmp / "sensitivity.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
