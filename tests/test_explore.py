@@ -240,3 +240,29 @@ def test_the_command_serves_a_report_folder(explored, cli, monkeypatch, no_open)
     assert opened == ([] if no_open else ["http://127.0.0.1:8793/"])
     (answer,) = answers
     assert answer["method"] == "reweighted" and 0 < answer["p_success"]["mean"] < 1
+
+
+@pytest.mark.slow
+def test_without_reference_data_the_answer_is_exact(write_scenario, tmp_path):
+    """No data: exact forward sampling (PRODUCT §9 calls it "exact"), with its HDI."""
+    from forecast.explore.session import Session
+
+    path = write_scenario(
+        """
+        factors:
+          leader_opposes: {holds: likely, why: a}
+        stages:
+          agreement:
+            base_rate: {belief: unlikely, why: b}
+            effects: {leader_opposes: {odds_ratio: strongly lowers, why: c}}
+        """
+    )
+    session = Session(api.prepare(path), {}, tmp_path, wait=60)
+    base = session.answer([])
+    changed = session.answer([f"{HOLDS}=almost no chance"])
+    for a in (base, changed):
+        assert (a["method"], a["interval"], a["pareto_k"]) == ("exact", "hdi", None)
+        lo, hi = a["p_success"]["hdi_90"]
+        assert 0 <= lo < a["p_success"]["mean"] < hi <= 1
+    # without the opposition (OR 0.1-0.5) the chance rises: far beyond the MCSEs (< 0.002)
+    assert changed["p_success"]["mean"] - base["p_success"]["mean"] > 0.03
