@@ -175,39 +175,43 @@ class DaskCluster(Executor):
         return {**super().describe(), "scheduler": self.address}
 
     def results(self, fn, shared, jobs):
+        import uuid
+
         from distributed import as_completed
 
         payload = pickle.dumps(shared)
         token = _token(payload)
+        # keys of this run alone: the scheduler's transition log remembers earlier runs'
+        run = uuid.uuid4().hex[:12]
         # the state travels to each worker once; a worker that joins later (a restarted
         # one) gets it from a worker that holds it, when its first job needs it
         scattered = self.client.scatter(payload, broadcast=True, hash=False)
-        futures = {}
+        futures, names = {}, {}
         for key, args in jobs:
-            f = self.client.submit(
+            name = f"forecast-job-{run}-{key}"
+            futures[name] = self.client.submit(
                 _run_dask,
                 fn,
                 token,
                 scattered,
                 args,
-                key=f"forecast-job-{token}-{key}",
+                key=name,
                 retries=DASK_RETRIES,
                 pure=False,
             )
-            futures[f] = key
+            names[name] = key
         try:
-            for future in as_completed(futures, loop=self.client.loop):
-                yield futures[future], future.result()
-            # read before the futures are released: the scheduler then forgets them
-            again = set(self._ran_again(list(futures)))
-            self.retried = sorted((futures[f] for f in futures if f.key in again), key=str)
+            for future in as_completed(list(futures.values()), loop=self.client.loop):
+                result = future.result()
+                # fetched: released, so a worker that dies later holds nothing to redo
+                futures.pop(future.key).release()
+                yield names[future.key], result
+            # the transition log keeps the story of released keys too
+            again = set(self.client.run_on_scheduler(_entered_processing_again, list(names)))
+            self.retried = sorted((names[k] for k in names if k in again), key=str)
         finally:
-            self.client.cancel(list(futures))
-
-    def _ran_again(self, futures) -> list[str]:
-        """Keys the scheduler sent to a worker more than once (the transition log)."""
-        keys = [f.key for f in futures]
-        return self.client.run_on_scheduler(_entered_processing_again, keys)
+            self.client.cancel(list(futures.values()))
+            self.client.cancel([scattered])
 
     def close(self) -> None:
         self.client.close()
