@@ -266,3 +266,27 @@ def test_without_reference_data_the_answer_is_exact(write_scenario, tmp_path):
         assert 0 <= lo < a["p_success"]["mean"] < hi <= 1
     # without the opposition (OR 0.1-0.5) the chance rises: far beyond the MCSEs (< 0.002)
     assert changed["p_success"]["mean"] - base["p_success"]["mean"] > 0.03
+
+
+def test_interval_slug_and_set_line_helpers():
+    import numpy as np
+
+    from forecast.engine import Variant
+    from forecast.explore.session import _finite, hdi_90, set_line, slug
+
+    rng = np.random.default_rng(1)
+    draws = rng.beta(2, 8, 4000)
+    equal = Variant(float(draws.mean()), "reweighted", draws=draws, weights=np.full(4000, 1 / 4000))
+    (lo, hi), kind = hdi_90(equal)
+    assert kind == "hdi" and lo < draws.mean() < hi
+    # weights that drop the upper half: the interval moves down, and says it is weighted
+    w = (draws < np.median(draws)).astype(float)
+    (wlo, whi), wkind = hdi_90(Variant(None, "reweighted", draws=draws, weights=w / w.sum()))
+    assert wkind.startswith("weighted") and wlo < whi <= np.median(draws) < hi
+    assert hdi_90(Variant(0.1, "refit")) == (None, None)  # a refit keeps no draws
+    assert _finite(float("inf"), 3) is None and _finite(0.12345, 3) == 0.123
+    assert slug("../../Evil Name!") == "evil-name" and slug("///") == ""
+    assert (
+        set_line(["a.b=likely", "c.d=very unlikely"])
+        == "--set a.b=likely --set 'c.d=very unlikely'"
+    )

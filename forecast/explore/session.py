@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import math
 import re
 import shlex
 import sys
@@ -266,8 +267,9 @@ class Session:
             },
             "interval": kind,
             "method": METHODS[v.method],
-            "pareto_k": None if v.pareto_k is None else round(v.pareto_k, 3),
-            "ess": None if v.ess is None else round(v.ess),
+            # a Pareto k that could not be estimated is infinite (never trusted): null
+            "pareto_k": _finite(v.pareto_k, 3),
+            "ess": _finite(v.ess, 0),
             "proposal": v.proposal if v.method == "reweighted" else None,
             "note": v.note,
             "decision": self._decision(v, key),
@@ -394,6 +396,13 @@ def hdi_90(v: Variant) -> tuple[list[float] | None, str | None]:
         return [float(lo), float(hi)], "hdi"
     lo, hi = array_stats.eti(draws, 0.9, method="inverted_cdf", weights=weights / weights.sum())
     return [float(lo), float(hi)], "weighted equal-tailed (importance weights)"
+
+
+def _finite(x: float | None, digits: int) -> float | None:
+    """``x`` rounded, or None where it is missing or not finite (JSON has no inf)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), digits) if digits else round(float(x))
 
 
 def set_line(key: Sequence[str]) -> str:
