@@ -311,3 +311,29 @@ def test_the_vienna_example_uses_the_bundled_data_and_checks_clean(cli):
     assert "iran_vienna_2021: 6  ← the forecast's group" in r.output
     text = (examples / "vienna-2021.yaml").read_text()
     assert "why:" not in text and "text:" not in text.split("question:")[0]
+
+
+def test_a_quote_in_its_sentence_stops_where_another_rows_quote_begins():
+    from forecast.report.tables import trimmed_quotes
+
+    rows = [
+        {
+            "path": "a",
+            "why": "which has been weakened",
+            "quote": {
+                "before": "The timing leaves little doubt that it’s geared to his standing, ",
+                "quote": "which has been weakened",
+                "after": ", the Leader would reject any new deal he reached, as before.",
+            },
+        },
+        {
+            "path": "b",
+            "why": "The timing leaves little doubt that it's geared to his standing",
+            "quote": None,
+        },
+    ]
+    (q,) = trimmed_quotes(rows, ["the Leader would reject any new deal he reached"]).values()
+    # both neighbours are other rows' quotes (one with a typographic apostrophe): cut
+    assert (q["before"], q["after"]) == ("", "")
+    (q,) = trimmed_quotes(rows[:1]).values()  # alone, the whole sentence is its context
+    assert q["before"].startswith("…The timing") and q["after"].endswith("as before.…")

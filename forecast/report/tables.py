@@ -192,6 +192,46 @@ def first_quoted(rows: list[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
+_SAME_WIDTH = str.maketrans("‘’“”–—", "''\"\"--")
+
+
+def _parts(why: str) -> list[str]:
+    """A quote's pieces (``...`` skips text), long enough to recognise elsewhere."""
+    import re
+
+    pieces = re.split(r"\.\.\.|…", why.translate(_SAME_WIDTH))
+    return [p.strip(" ,.;:") for p in pieces if len(p.strip(" ,.;:")) >= 15]
+
+
+def trimmed_quotes(rows: list[dict[str, Any]], also: list[str] = ()) -> dict[str, dict]:
+    """Each row's quote in its sentence, with the sentence cut where it runs into
+    another row's quote (or one of ``also``, such as the author's bottom line): that
+    quote is shown in its own row, not again as this one's context."""
+    out = {}
+    whys = [a["why"] for a in rows if a.get("why")] + [w for w in also if w]
+    for a in rows:
+        q = a.get("quote")
+        if not q:
+            continue
+        others = [p for w in whys if w != a.get("why") for p in _parts(w)]
+        before, after = q["before"], q["after"]
+        plain_before, plain_after = before.translate(_SAME_WIDTH), after.translate(_SAME_WIDTH)
+        ends = [plain_before.rfind(p) + len(p) for p in others if p in plain_before]
+        if ends:
+            before = before[max(ends) :].lstrip(" ,.;:-–—")
+            before = "… " + before if before else ""
+        else:
+            before = "…" + before
+        starts = [plain_after.find(p) for p in others if p in plain_after]
+        if starts:
+            after = after[: min(starts)].rstrip(" ,;:-–—")
+            after = after + " …" if after.strip(" .-–—") else ""
+        else:
+            after = after + "…"
+        out[a["path"]] = {**q, "before": before, "after": after}
+    return out
+
+
 def posterior_text(a: dict[str, Any]) -> str | None:
     """The posterior as a table cell shows it, or None where the data never touch the
     belief (the prior, already shown, is its posterior: the cell says so instead)."""
