@@ -51,8 +51,8 @@ def checks_markdown(checks: dict[str, Any] | None) -> list[str]:
     for r in checks["ppc"]:
         lo, hi = r["replicated_90"]
         lines.append(
-            f"| {r['stage']} | {r['group']} | {r['rounds']} | {r['observed_rate']:.2f} | "
-            f"{r['replicated_mean']:.2f} ({lo:.2f}–{hi:.2f}) | {r['p_value']:.2f} |"
+            f"| {r['stage']} | {r['group']} | {r['rounds']} | {r['observed_rate']:.0%} | "
+            f"{r['replicated_mean']:.0%} ({lo:.0%}–{hi:.0%}) | {r['p_value']:.2f} |"
         )
     loo = checks.get("loo")
     if loo:
