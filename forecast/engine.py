@@ -15,6 +15,7 @@ The log prior of the reweighting comes from the variant's PyMC model itself
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,10 @@ VARIANT_DRAWS = 20_000
 class Variant:
     """P(success) of a scenario changed in one place, how it was computed, and its error.
 
-    ``draws`` and ``weights`` (per-draw P(success) and its normalised weights, or None
-    for a refit) let a difference with another variant from the same proposal draws be
-    given a paired Monte Carlo error; ``proposal`` names those draws.
+    ``draws`` and ``weights`` (per-draw P(success) and its normalised weights; a refit
+    has its NUTS draws and no weights) let a difference with another variant from the
+    same proposal draws be given a paired Monte Carlo error; ``proposal`` names those
+    draws (None for a refit, whose draws are its own).
     """
 
     p_success: float | None
@@ -48,6 +50,8 @@ class Variant:
     draws: Any = field(default=None, repr=False)
     weights: Any = field(default=None, repr=False)
     r_eff: float = 1.0  # relative efficiency of the proposal draws (MCMC: below 1)
+    option_means: list[float] | None = None  # each option's mean value, if a decision
+    option_mcse: list[float] | None = None
 
     def as_json(self) -> dict[str, Any]:
         from forecast.mcse import round_to, sig
@@ -118,7 +122,6 @@ class BaseFit:
             posterior = tree["posterior"].to_dataset().load()
         from forecast.fit import flat_draws
         from forecast.mcse import relative_efficiency
-        from forecast.prepared import data_key
 
         program = program_for(prep)
         with program.lock:
@@ -137,7 +140,7 @@ class BaseFit:
             loglik + log_prior_q,
             r_eff,
             log_prior_q,
-            data_key(prep.loaded),
+            _data_identity(prep),
             draws,
         )
 
@@ -166,14 +169,19 @@ def log_prior(model, draws: dict[str, Any]):
     return sum(d.reshape(n, -1).sum(axis=1) for d in densities.values())
 
 
-def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = None) -> Variant:
+def evaluate(
+    prep: Prepared,
+    seed: int | None = None,
+    base: BaseFit | None = None,
+    on_refit: Callable[[str], None] | None = None,
+) -> Variant:
     """P(success) (and the recommended option) of a prepared scenario, as cheaply as is reliable.
 
     Without data, exact forward sampling. With data, importance sampling (PSIS) from the
     base scenario's posterior when the variant shares every variable the data bear on,
     or from the variant's prior, whichever gives the smaller Pareto k; where the weights
     fail the trust rule of PRODUCT §2 (k ≥ min(1 − 1/log10 S, 0.7) or ESS < 400) the
-    scenario is refitted with NUTS.
+    scenario is refitted with NUTS; ``on_refit`` is told so (with why) before it starts.
     """
     import numpy as np
 
@@ -185,6 +193,7 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
         return None if options is None or values is None else options[int(np.argmax(values))]
 
     def variant(r, method: str, proposal: str | None) -> Variant:
+        values, errors = r.means.get("option_value"), r.mcse.get("option_value")
         return Variant(
             r.p_success,
             method,
@@ -196,6 +205,8 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
             draws=r.draws["p_success"],
             weights=r.weights,
             r_eff=r.r_eff,
+            option_means=None if values is None else [float(x) for x in values],
+            option_mcse=None if errors is None else [float(x) for x in errors],
         )
 
     program = program_for(prep)
@@ -206,14 +217,20 @@ def evaluate(prep: Prepared, seed: int | None = None, base: BaseFit | None = Non
         return variant(r, "forward", r.proposal)
     if r.reliable:
         return variant(r, "reweighted", r.proposal)
-    mean, mcse, values, note = program.refit(prep, seed)
+    why = f"best reweighting: k = {r.pareto_k:.2f}, ESS {r.ess:.0f}"
+    if on_refit is not None:
+        on_refit(why)
+    fit = program.refit(prep, seed)
     return Variant(
-        mean,
+        fit.mean,
         "refit",
         r.pareto_k,
-        recommended=best(values),
-        mcse=mcse,
-        note=f"best reweighting: k = {r.pareto_k:.2f}, ESS {r.ess:.0f}{note}",
+        recommended=best(fit.option_means),
+        mcse=fit.mcse,
+        note=why + fit.note,
+        draws=fit.draws,
+        option_means=fit.option_means,
+        option_mcse=fit.option_mcse,
     )
 
 
@@ -232,11 +249,9 @@ def _reweighted(program: Program, prep: Prepared, seed: int, base: BaseFit | Non
         return r
     candidates = []
     if base is not None and _shares_learned(model, base):
-        from forecast.prepared import data_key
-
         draws = base.draws()
         # the same data at the same draws: the likelihood cancels from the weights
-        same_data = base.log_prior_q is not None and data_key(prep.loaded) == base.data_key
+        same_data = base.log_prior_q is not None and _data_identity(prep) == base.data_key
         r = importance(
             model,
             len(base.log_q),
@@ -255,6 +270,18 @@ def _reweighted(program: Program, prep: Prepared, seed: int, base: BaseFit | Non
         r.proposal = "prior"
         candidates.append(r)
     return min(candidates, key=lambda c: (not c.reliable, c.pareto_k))
+
+
+@dataclass
+class Refit:
+    """P(success) of a scenario refitted by NUTS, per draw and on average."""
+
+    mean: float
+    mcse: float
+    draws: Any  # numpy (chain·draw,): P(success) per draw
+    option_means: list[float] | None
+    option_mcse: list[float] | None
+    note: str  # "" or "; N divergences"
 
 
 class Program:
@@ -281,10 +308,9 @@ class Program:
         self._log_prior: dict[tuple, Any] = {}
         self._nuts: Any = None  # forecast.nuts.TunableNuts, built on the first refit
 
-    def refit(self, prep: Prepared, seed: int) -> tuple[float, float, Any, str]:
-        """P(success) of the scenario by NUTS, its MCSE, the options' mean values (or
-        None) and a note on divergences: the learned variables by the shape's compiled
-        NUTS (:class:`~forecast.nuts.TunableNuts`), the rest by exact prior draws, as
+    def refit(self, prep: Prepared, seed: int) -> Refit:
+        """The scenario by NUTS: the learned variables by the shape's compiled NUTS
+        (:class:`~forecast.nuts.TunableNuts`), the rest by exact prior draws, as
         :func:`forecast.fit.run_fit` does. The lock is held only to set parameters."""
         import numpy as np
         import xarray as xr
@@ -308,10 +334,17 @@ class Program:
         with self.lock:
             self.set(prep)
             values = self.draws(names, chains * draws, exact_seed, False, given)
-        p = xr.DataArray(values[0].reshape(chains, draws), dims=("chain", "draw"))
-        options = values[1].mean(axis=0) if len(values) > 1 else None
+
+        def chained(x):
+            return xr.DataArray(x.reshape(chains, draws), dims=("chain", "draw"))
+
+        means = errors = None
+        if len(values) > 1:
+            means = [float(x) for x in values[1].mean(axis=0)]
+            errors = [mcse_mean(chained(col)) for col in values[1].T]
         note = f"; {sampled.divergences} divergences" if sampled.divergences else ""
-        return float(np.mean(values[0])), mcse_mean(p), options, note
+        p = values[0]
+        return Refit(float(np.mean(p)), mcse_mean(chained(p)), p, means, errors, note)
 
     def set(self, prep: Prepared) -> None:
         from forecast.model import set_tunable
@@ -372,12 +405,21 @@ _PROGRAMS: dict[str, Program] = {}
 PROGRAMS_KEPT = 8
 
 
+def _data_identity(prep: Prepared) -> str:
+    """Which reference rounds a scenario reads: the file's content (its SHA-256) and the
+    selection from it (:func:`~forecast.prepared.data_key`); two scenarios in different
+    folders may name different files by the same relative path."""
+    from forecast.prepared import data_key
+
+    sha = None if prep.data is None else prep.data.sha256
+    return f"{sha}:{data_key(prep.loaded)}"
+
+
 def program_for(prep: Prepared) -> Program:
     """The cached :class:`Program` of the scenario's shape, built on first use."""
     from forecast.model import shape_key
-    from forecast.prepared import data_key
 
-    key = shape_key(prep.loaded.spec, prep.priors, data_key(prep.loaded))
+    key = shape_key(prep.loaded.spec, prep.priors, _data_identity(prep))
     program = _PROGRAMS.pop(key, None) or Program(prep)
     _PROGRAMS[key] = program
     while len(_PROGRAMS) > PROGRAMS_KEPT:
@@ -400,7 +442,12 @@ def _shares_learned(model, base: BaseFit) -> bool:
 
 
 def try_variant(
-    raw: dict[str, Any], like: Prepared, seed: int, allow_outside: bool, base: BaseFit | None = None
+    raw: dict[str, Any],
+    like: Prepared,
+    seed: int,
+    allow_outside: bool,
+    base: BaseFit | None = None,
+    on_refit: Callable[[str], None] | None = None,
 ) -> Variant:
     from forecast.errors import ScenarioError
 
@@ -408,4 +455,4 @@ def try_variant(
         prep = prepare_raw(raw, like, allow_outside)
     except ScenarioError as e:
         return Variant(None, "invalid", note="; ".join(p.message for p in e.problems))
-    return evaluate(prep, seed, base)
+    return evaluate(prep, seed, base, on_refit)

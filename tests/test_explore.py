@@ -61,7 +61,11 @@ def test_a_changed_belief_moves_the_number(client):
     # the decision follows: options named, the recommended one among them
     d = changed["decision"]
     assert [o["name"] for o in d["options"]] == ["talk", "stop"] and d["recommended"] == "talk"
-    assert "mean" in base["decision"]["options"][0]  # the file's fit gives option values
+    # each option's value under the change: talking is worth 100 · P(success) (no
+    # consequences), stopping exactly 0; both rounded to their own MCSE (≤ 0.5 here)
+    talk, stop = d["options"]
+    assert talk["mean"] == pytest.approx(100 * changed["p_success"]["mean"], abs=0.6)
+    assert stop["mean"] == 0 and talk["mean"] > base["decision"]["options"][0]["mean"]
 
 
 @pytest.mark.slow
@@ -187,6 +191,9 @@ def test_a_refit_is_pending_then_answers(explored):
         assert time.monotonic() < deadline, seen
         answer = session.answer([item], wait=0.5)
     assert answer["status"] == "done" and answer["method"] == "refit", answer
+    # a refit has its own NUTS draws: an interval around its mean
+    lo, hi = answer["p_success"]["hdi_90"]
+    assert lo < answer["p_success"]["mean"] < hi
     assert answer["pareto_k"] > 0.7 or "ESS" in answer["note"]
     # a base rate near 0.95 against 8 agreements in 24 rounds: far above the file's
     assert answer["p_success"]["mean"] > session.answer([])["p_success"]["mean"]

@@ -12,12 +12,10 @@ ready within ``wait`` seconds is reported as pending, with the time it has taken
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import math
 import re
 import shlex
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forecast.beliefs import maxent_beta
 from forecast.engine import BaseFit, Variant, try_variant
 from forecast.errors import ScenarioError
 from forecast.prepared import Prepared
@@ -40,14 +39,6 @@ METHODS = {"forward": "exact", "reweighted": "reweighted", "refit": "refit"}
 #: of those waiting only the latest is kept. A running refit cannot be stopped (the
 #: engine refits inside ``try_variant``), so at most this many refit at once.
 WORKERS = 2
-#: Where the engine's NUTS refit runs, as (file, function): a what-if whose thread is
-#: inside one is refitting. The engine gives no progress hook; tests/test_explore.py
-#: fails if these names stop matching what the engine calls.
-REFIT_FRAMES = {
-    (str(Path("forecast", "engine.py")), "refit"),
-    (str(Path("forecast", "fit.py")), "run_fit"),
-}
-
 
 # ----------------------------------------------------------------------------- opening
 
@@ -103,19 +94,8 @@ class _Job:
     started: float = field(default_factory=time.monotonic)
     thread: int | None = None  # the thread computing it, once one has started
 
-    def refitting(self) -> bool:
-        """Whether the engine has gone on to a NUTS refit (one of :data:`REFIT_FRAMES`
-        is on the computing thread's stack): the reweighting failed the trust rule."""
-        frame = sys._current_frames().get(self.thread) if self.thread else None
-        while frame is not None:
-            code = frame.f_code
-            if any(
-                code.co_name == name and code.co_filename.endswith(file)
-                for file, name in REFIT_FRAMES
-            ):
-                return True
-            frame = frame.f_back
-        return False
+    refitting: bool = False  # set by the engine's on_refit hook, before NUTS starts
+    why: str = ""  # why the reweighting was not trusted (Pareto k, ESS)
 
 
 class Session:
@@ -138,9 +118,10 @@ class Session:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="forecast-what-if")
         self.last_refit_seconds: float | None = None
-        # a new range on a probability is fitted with PreliZ, whose first import takes
-        # seconds: made now, in the background, not on the user's first range
-        self._pool.submit(importlib.import_module, "preliz")
+        # a new range on a probability is fitted with PreliZ, whose first import and
+        # numba compilation take seconds: done now, in the background, on a range no one
+        # asks for, not on the user's first range
+        self._pool.submit(maxent_beta, 0.2113, 0.4987, 0.9)
 
     def close(self) -> bool:
         """Stop taking what-ifs and drop the queued ones; whether one is still running
@@ -214,8 +195,14 @@ class Session:
             if key in self._jobs:
                 self._jobs[key].thread = threading.get_ident()
         try:
+            job = self._jobs.get(key)
+
+            def on_refit(why: str) -> None:
+                if job is not None:
+                    job.why, job.refitting = why, True
+
             variant = try_variant(
-                raw, self.prep, self.prep.settings.seed, self.allow_outside, self.base
+                raw, self.prep, self.prep.settings.seed, self.allow_outside, self.base, on_refit
             )
             out = self._as_answer(key, variant, time.monotonic() - started)
         except Exception as e:  # kept on the job, so every request for it sees the error
@@ -229,11 +216,11 @@ class Session:
 
     def _pending(self, key: tuple[str, ...], job: _Job) -> dict[str, Any]:
         elapsed = time.monotonic() - job.started
-        refit = job.refitting()
+        refit = job.refitting
         if refit:
             message = (
                 f"refitting with NUTS in the background: {elapsed:.0f} s so far (the fit "
-                "cannot be reweighted to this change: Pareto k or ESS, PRODUCT §2)"
+                f"cannot be reweighted to this change: {job.why}; PRODUCT §2)"
             )
             if self.last_refit_seconds is not None:
                 message += f"; the last refit took {self.last_refit_seconds:.0f} s"
@@ -279,17 +266,19 @@ class Session:
         }
 
     def _decision(self, v: Variant, key: tuple[str, ...]) -> dict[str, Any] | None:
-        """The options and the recommended one; option means are the file's fit's only
-        (the engine's Variant carries the recommendation of a what-if, not its means)."""
+        """The options with their mean values under the what-if, and the recommended one."""
+        from forecast.mcse import round_to, sig
+
         spec = self.prep.loaded.spec
         if spec.decision is None:
             return None
-        fitted = (self.summary.get("decision") or {}).get("options", {})
         options = []
-        for name, opt in spec.decision.options.items():
+        means, errors = v.option_means or [], v.option_mcse or []
+        for i, (name, opt) in enumerate(spec.decision.options.items()):
             row: dict[str, Any] = {"name": name, "label": opt.label or name}
-            if not key and name in fitted:
-                row["mean"], row["mcse"] = fitted[name]["mean"], fitted[name]["mcse"]
+            if i < len(means):
+                err = errors[i] if i < len(errors) else None
+                row["mean"], row["mcse"] = round_to(means[i], err), sig(err)
             options.append(row)
         return {
             "question": spec.decision.question,
@@ -382,7 +371,7 @@ def hdi_90(v: Variant) -> tuple[list[float] | None, str | None]:
     Equal weights (exact forward draws, or a reweighting where nothing the data bear on
     changed): ArviZ's HDI. Unequal importance weights: ArviZ's HDI takes no weights, so
     the weighted equal-tailed interval (arviz_stats quantiles with the weights). A refit
-    (the engine keeps no draws of it): None.
+    has its own NUTS draws, equally weighted: their HDI.
     """
     import numpy as np
     from arviz_stats.base import array_stats
