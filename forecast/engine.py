@@ -15,6 +15,7 @@ The log prior of the reweighting comes from the variant's PyMC model itself
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,8 +295,6 @@ class Program:
     """
 
     def __init__(self, prep: Prepared):
-        import threading
-
         from forecast.fit import data_dependent
         from forecast.model import build_model
 
@@ -402,6 +401,7 @@ def _log_prior_function(model, draws: dict[str, Any]):
 #: Compiled programs by model shape, most recently used last; a handful covers a
 #: sensitivity run, a compare, an explore session or a sweep.
 _PROGRAMS: dict[str, Program] = {}
+_PROGRAMS_LOCK = threading.Lock()
 PROGRAMS_KEPT = 8
 
 
@@ -420,10 +420,11 @@ def program_for(prep: Prepared) -> Program:
     from forecast.model import shape_key
 
     key = shape_key(prep.loaded.spec, prep.priors, _data_identity(prep))
-    program = _PROGRAMS.pop(key, None) or Program(prep)
-    _PROGRAMS[key] = program
-    while len(_PROGRAMS) > PROGRAMS_KEPT:
-        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    with _PROGRAMS_LOCK:  # explore asks from worker threads: one program per shape
+        program = _PROGRAMS.pop(key, None) or Program(prep)
+        _PROGRAMS[key] = program
+        while len(_PROGRAMS) > PROGRAMS_KEPT:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
     return program
 
 
