@@ -157,7 +157,7 @@ def _sweep_table(result, folder: Path) -> None:
     t = Table(
         title=f"forecast sweep: {result['id']}, {result['n_variants']} variants",
         title_justify="left",
-        caption="MCSE in points; interval: 90% (— for a refit)"
+        caption="MCSE in points; 90% equal-tailed interval"
         + (f"; every variant {one_method}" if one_method else ""),
         caption_justify="left",
     )

@@ -43,9 +43,10 @@ SEEDS = (
 )
 INTERVAL = (
     "hdi_lo, hdi_hi: the 90% equal-tailed interval of the variant's per-draw P(success) under its "
-    "importance weights (arviz_stats eti with weights, numpy's inverted_cdf quantiles; equal "
-    "weights for exact forward draws), since arviz_stats has no weighted HDI; a refitted "
-    "variant's interval is left empty (the engine returns its mean and MCSE only)"
+    "weights (arviz_stats eti with weights, numpy's inverted_cdf quantiles): PSIS weights for a "
+    "reweighted variant, equal weights for exact forward draws and for a refit's NUTS draws; "
+    "equal-tailed because arviz_stats has no weighted HDI; empty where the engine returns no "
+    "draws"
 )
 METHOD = (
     "every combination of the varied values applied to the scenario as --set would; P(success) "
