@@ -56,8 +56,7 @@ def member_record(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    from forecast.mcse import se
-    from forecast.report.tables import pct
+    from forecast.mcse import pct, se
 
     p = r["pooled"]
     lines = [
@@ -87,9 +86,8 @@ def write_pool(result: dict[str, Any], draws: dict[str, Any], folder: Path) -> N
     """Write pool.json, pool.md and report.html, all or nothing."""
     from jinja2 import Environment
 
-    from forecast.mcse import se
+    from forecast.mcse import pct, se
     from forecast.report import figures
-    from forecast.report.tables import pct
 
     result = finite_or_none(result)
     figure = figures.overlaid_p_success(draws, dim="view")
