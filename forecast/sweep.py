@@ -238,9 +238,13 @@ def variant_job(shared: Shared, job: tuple[int, tuple[str, ...], int]) -> dict[s
     index, items, seed = job
     loaded = shared.prep.loaded
     raw, lines = copy.deepcopy(loaded.raw), dict(loaded.lines)
-    for item in items:
-        apply_override(raw, lines, item, loaded.path)
-    v = try_variant(raw, shared.prep, seed, shared.allow_outside, shared.base)
+    try:  # each value alone was checked; two varied paths can still clash (one inside another)
+        for item in items:
+            apply_override(raw, lines, item, loaded.path)
+    except ScenarioError as e:
+        v = Variant(None, "invalid", note="; ".join(p.message for p in e.problems))
+    else:
+        v = try_variant(raw, shared.prep, seed, shared.allow_outside, shared.base)
     return {"index": index, "seed": seed, **row_numbers(v)}
 
 
