@@ -165,6 +165,8 @@ def _kill_a_busy_worker(address: str, killed: list, stop: threading.Event) -> No
 @pytest.mark.slow
 def test_a_worker_killed_mid_sweep_is_survived(reports, cluster, cli):
     many = f"{LEADER}=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]"
+    # 32 variants: a variant takes ~0.05 s, so the sweep is out long enough to be caught
+    bombs = f"{BOMB}=[almost certain, likely, unlikely, 0.5]"
     killed, stop = [], threading.Event()
     watcher = threading.Thread(
         target=_kill_a_busy_worker, args=(cluster.scheduler_address, killed, stop)
@@ -172,7 +174,7 @@ def test_a_worker_killed_mid_sweep_is_survived(reports, cluster, cli):
     watcher.start()
     try:
         r = cli(
-            "sweep", SCENARIO, "--vary", many, "--vary", BOMB_HOLDS,
+            "sweep", SCENARIO, "--vary", many, "--vary", bombs,
             "--scheduler", cluster.scheduler_address,
             "--out", reports, "--json",
         )  # fmt: skip
@@ -182,7 +184,7 @@ def test_a_worker_killed_mid_sweep_is_survived(reports, cluster, cli):
     assert killed, "the watcher killed no worker"
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
-    assert result["n_variants"] == 16
+    assert result["n_variants"] == 32
     assert all(row["method"] == "reweighted" for row in result["rows"])
     # the jobs reported as run again: some of those the killed worker held, and no others
     # (not, say, jobs of an earlier sweep on this cluster with the same indices)
@@ -196,7 +198,7 @@ def test_a_worker_killed_mid_sweep_is_survived(reports, cluster, cli):
     from forecast import sweep
     from forecast.engine import BaseFit
 
-    plan = sweep.plan(SCENARIO, [many, BOMB_HOLDS])
+    plan = sweep.plan(SCENARIO, [many, bombs])
     base = BaseFit.from_report(plan.prep, reports / "commentary-2013")
     again = sweep.variant_job(sweep.Shared(plan.prep, base, False), plan.jobs[first["index"]])
     row = result["rows"][first["index"]]
