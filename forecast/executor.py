@@ -158,7 +158,7 @@ class DaskCluster(Executor):
             raise UsageError.one(
                 "--scheduler needs Dask distributed: uv sync --extra dask", field="--scheduler"
             ) from None
-        self.address = address
+        self.address = _checked_address(address)
         try:
             self.client = Client(address, timeout=timeout or CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as e:
@@ -215,6 +215,30 @@ class DaskCluster(Executor):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _checked_address(address: str) -> str:
+    """``tcp://HOST:PORT`` (or another Dask transport), else a usage error.
+
+    Checked before a ``Client`` is made: one made for an address it cannot parse hangs
+    for its whole timeout when it is thrown away.
+    """
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        scheme, location = parse_address(address, strict=True)
+        parse_host_port(location)
+        if scheme not in backends:
+            raise ValueError(f"unknown transport {scheme!r}")
+        if not location.rsplit(":", 1)[-1].isdigit():
+            raise ValueError("no port")
+    except (ValueError, TypeError) as e:
+        raise UsageError.one(
+            f"{address!r} is not a scheduler address such as tcp://127.0.0.1:8786 ({e})",
+            field="--scheduler",
+        ) from None
+    return address
 
 
 def _entered_processing_again(keys: list[str], dask_scheduler=None) -> list[str]:

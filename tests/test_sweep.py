@@ -259,6 +259,16 @@ def test_an_unreachable_scheduler_exits_2(write_scenario, tmp_path, cli, monkeyp
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("address", ["foo", "http://127.0.0.1:8786", "tcp://127.0.0.1"])
+def test_a_scheduler_address_that_is_not_one_exits_2(write_scenario, tmp_path, cli, address):
+    path = write_scenario(PRIOR_ONLY)
+    r = cli("sweep", path, "--vary", "factors.leader.holds=[likely, unlikely]",
+            "--scheduler", address, "--out", tmp_path / "out")  # fmt: skip
+    assert r.exit_code == 2, r.output
+    assert "is not a scheduler address such as tcp://127.0.0.1:8786" in r.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_seeds_come_from_the_scenario_seed_and_the_index():
     import numpy as np
 
