@@ -90,17 +90,21 @@ def sensitivity(
     out: str | Path = DEFAULT_OUT,
     allow_outside: bool = False,
     progress: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Tornado of P(success) over each belief's 90% interval, plus power-scaling (psense).
 
     Each belief in turn is moved to centre on the 5% and then the 95% quantile of its
     prior, its spread kept (see :meth:`Prior.centred_at`), the others held as they are. The scenario's report folder gets
     ``sensitivity.json``, the figures and a section of ``report.html``; a missing
-    report is fitted first.
+    report is fitted first. With ``scheduler`` (``tcp://HOST:PORT``) the what-ifs run on
+    that Dask cluster.
     """
+    from forecast.executor import check_scheduler
     from forecast.mcse import round_to, sig
     from forecast.report.sensitivity import write_sensitivity
 
+    check_scheduler(scheduler)
     say = progress or (lambda _m: None)
     prep, folder = _with_report(path, overrides, draws, chains, seed, out, allow_outside, progress)
     base_fit = BaseFit.from_report(prep, folder)
@@ -111,10 +115,16 @@ def sensitivity(
         for p, pr in prep.priors.items()
         if not pr.is_constant and not p.startswith("decision.")
     ]
-    rows = []
-    for i, (belief_path, prior) in enumerate(beliefs, 1):
-        say(f"tornado {i}/{len(beliefs)}: {belief_path}")
-        rows.append(tornado_row(prep, belief_path, prior, allow_outside, base_fit))
+    from forecast.executor import variants
+
+    say(f"tornado: {len(beliefs)} beliefs, each at the two ends of its interval")
+    ends = [tornado_ends(prep, path, prior) for path, prior in beliefs]
+    raws = [raw for pair in ends for raw, _ in pair]
+    done = variants(raws, prep, base_fit, allow_outside, scheduler, say)
+    rows = [
+        tornado_row(path, prior, [value for _, value in pair], done[2 * i : 2 * i + 2])
+        for i, ((path, prior), pair) in enumerate(zip(beliefs, ends, strict=True))
+    ]
     rows.sort(key=lambda r: r["swing"] or 0, reverse=True)
     psense = None
     if prep.data is not None:
@@ -140,15 +150,13 @@ def sensitivity(
     return result, folder
 
 
-def tornado_row(prep: Prepared, path: str, prior, allow_outside: bool, base_fit) -> dict:
-    """P(success) with one belief centred on its 5% and on its 95% quantile, spread kept."""
+def tornado_ends(prep: Prepared, path: str, prior) -> list[tuple[dict, float]]:
+    """The scenario with one belief centred on its 5% and on its 95% quantile, its spread
+    kept, and those two values."""
     import copy
 
-    from forecast.mcse import round_to, sig
-
-    row: dict[str, Any] = {"path": path, "distribution": str(prior), "moved": MOVED[prior.family]}
-    ends = {}
-    for end, q in (("low", 0.05), ("high", 0.95)):
+    out = []
+    for q in (0.05, 0.95):
         value = prior.ppf(q)
         raw = copy.deepcopy(prep.loaded.raw)
         node = raw
@@ -156,15 +164,33 @@ def tornado_row(prep: Prepared, path: str, prior, allow_outside: bool, base_fit)
         for p in parents:
             node = node[p]
         node[last] = prior.centred_at(float(value)).as_yaml()
-        v = ends[end] = try_variant(raw, prep, prep.settings.seed, allow_outside, base_fit)
-        row[end] = round(float(value), 4)
+        out.append((raw, float(value)))
+    return out
+
+
+def tornado_row(path: str, prior, values: list[float], ends: list[Variant]) -> dict:
+    """A tornado row: P(success) at the low and the high end, and the swing between."""
+    from forecast.mcse import round_to, sig
+
+    row: dict[str, Any] = {"path": path, "distribution": str(prior), "moved": MOVED[prior.family]}
+    for end, value, v in zip(("low", "high"), values, ends, strict=True):
+        row[end] = round(value, 4)
         row[f"p_success_{end}"] = round_to(v.p_success, v.mcse)
         row[f"p_success_{end}_mcse"] = sig(v.mcse)
         row[f"method_{end}"] = _method_label(v)
-    swing, swing_mcse = difference(ends["low"], ends["high"])
+    swing, swing_mcse = difference(*ends)
     row["swing"] = round_to(None if swing is None else abs(swing), swing_mcse)
     row["swing_mcse"] = sig(swing_mcse)
     return row
+
+
+def _refit_job(shared, args) -> dict:
+    """One backtest round refitted on what was known at its start (a cluster job)."""
+    from forecast import backtest as bt
+
+    spec, priors, data, settings = shared
+    t, known = args
+    return bt.refit_round(spec, priors, data, t, known, settings)
 
 
 #: What "moved to the end of its interval" means for each family (sensitivity tornado).
@@ -195,6 +221,7 @@ def backtest(
     out: str | Path = DEFAULT_OUT,
     allow_outside: bool = False,
     progress: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Walk the reference rounds in date order, forecasting each from those known before it.
 
@@ -219,6 +246,9 @@ def backtest(
             prep.loaded.line_of(("reference",)),
             "reference",
         )
+    from forecast.executor import check_scheduler
+
+    check_scheduler(scheduler)
     folder = _ensure_report(prep, out, progress)
     say(f"forecasting {prep.data.n_rounds} rounds from the rounds before each")
     model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
@@ -231,11 +261,25 @@ def backtest(
         say(f"refitting for {prep.data.round_id[t]} (importance weights not trusted)")
         return bt.refit_round(prep.loaded.spec, prep.priors, prep.data, t, known, prep.settings)
 
-    result = {
-        "schema": SCHEMA,
-        "id": prep.id,
-        **bt.forecasts(model, prep.data, prep.loaded.spec, prep.settings.seed, posterior, refit),
-    }
+    def forecasts(refit):
+        spec, seed = prep.loaded.spec, prep.settings.seed
+        return bt.forecasts(model, prep.data, spec, seed, posterior, refit)
+
+    if scheduler is not None:
+        # the rounds the weights cannot carry, found first, are refitted on the cluster
+        needed: dict[int, Any] = {}
+
+        def note(t: int, known) -> None:  # a first pass: which rounds, nothing refitted
+            needed[t] = known.copy()
+
+        forecasts(note)
+        from forecast.executor import run_jobs
+
+        shared = (prep.loaded.spec, prep.priors, prep.data, prep.settings)
+        done = run_jobs(_refit_job, shared, list(needed.items()), scheduler, say)
+        result = {"schema": SCHEMA, "id": prep.id, **forecasts(lambda t, _known: done[t])}
+    else:
+        result = {"schema": SCHEMA, "id": prep.id, **forecasts(refit)}
     from forecast.report.backtest import write_backtest
 
     write_backtest(result, folder)

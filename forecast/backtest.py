@@ -240,7 +240,9 @@ def _weights(terms: dict[str, RoundTerms], k, full, started):
         w, pareto_k = psis_weights(log_ratio)
         ess = float(1 / (w**2).sum())
         candidate = (name, w, pareto_k, ess, trusted(pareto_k, ess, tr.n))
-        if best is None or (candidate[4], -pareto_k) > (best[4], -best[2]):
+        # a k below 0 is no better than equal weights (k = 0): on a tie the first, the
+        # prior, stays, so a round forecast from nothing known is the priors' exactly
+        if best is None or (candidate[4], -max(pareto_k, 0.0)) > (best[4], -max(best[2], 0.0)):
             best = candidate
     return best
 

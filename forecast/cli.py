@@ -49,6 +49,14 @@ OutsideOpt = Annotated[
     bool,
     typer.Option("--allow-outside", help="Let reference.data leave the scenario's folder tree."),
 ]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="Run the what-ifs on this Dask distributed cluster (uv sync --extra dask).",
+    ),
+]
 
 
 def _console(stderr: bool = True):
@@ -254,6 +262,7 @@ def sensitivity(
     json_out: JsonOpt = False,
     out: OutOpt = Path("reports"),
     allow_outside: OutsideOpt = False,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Show which beliefs the answer hangs on (tornado, and psense with data)."""
     from forecast import api
@@ -269,6 +278,7 @@ def sensitivity(
             out=out,
             allow_outside=allow_outside,
             progress=progress,
+            scheduler=scheduler,
         ),
     )
     if json_out:
@@ -276,7 +286,8 @@ def sensitivity(
         return
     from rich.table import Table
 
-    from forecast.mcse import pct, se
+    from forecast.mcse import se
+    from forecast.report.tables import pct
 
     console = _console(stderr=False)
     base_e = result["p_success_base_mcse"]
@@ -322,6 +333,7 @@ def backtest(
     json_out: JsonOpt = False,
     out: OutOpt = Path("reports"),
     allow_outside: OutsideOpt = False,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Forecast each reference round from the rounds before it, and score the forecasts."""
     from forecast import api
@@ -337,6 +349,7 @@ def backtest(
             out=out,
             allow_outside=allow_outside,
             progress=progress,
+            scheduler=scheduler,
         ),
     )
     if json_out:

@@ -148,7 +148,8 @@ class _Bar:
 def _sweep_table(result, folder: Path) -> None:
     from rich.table import Table
 
-    from forecast.mcse import pct, se
+    from forecast.mcse import se
+    from forecast.report.tables import pct
 
     console = _console(stderr=False)
     rows = result["rows"]

@@ -16,6 +16,7 @@ from forecast.cli import (
     JsonOpt,
     OutOpt,
     OutsideOpt,
+    SchedulerOpt,
     SeedOpt,
     SetOpt,
     _console,
@@ -40,6 +41,7 @@ def compare(
     json_out: JsonOpt = False,
     out: OutOpt = Path("reports"),
     allow_outside: OutsideOpt = False,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Set scenarios side by side and show which assumption explains the gap."""
     from forecast import api
@@ -55,6 +57,7 @@ def compare(
             out=out,
             allow_outside=allow_outside,
             progress=progress,
+            scheduler=scheduler,
         ),
     )
     if json_out:
@@ -74,8 +77,8 @@ def _short_method(r) -> str:
 
 def _explained_line(pair) -> str:
     """How much of the gap the single swaps explain, and the path that closes it."""
-    from forecast.mcse import pct
     from forecast.report.compare import explained_share
+    from forecast.report.tables import pct
 
     gap, ex = pair["gap"], pair["explained"]
     return (
@@ -89,8 +92,8 @@ def _explained_line(pair) -> str:
 def _compare_table(result, folder) -> None:
     from rich.table import Table
 
-    from forecast.mcse import num, pct, se
-    from forecast.report.tables import pct_row
+    from forecast.mcse import num, se
+    from forecast.report.tables import pct, pct_row
 
     console = _console(stderr=False)
     t = Table(title="forecast compare", title_justify="left")
@@ -181,7 +184,8 @@ def pool(
 ) -> None:
     """Pool several views of one question into one forecast (PRODUCT §8)."""
     from forecast import api
-    from forecast.mcse import pct, se
+    from forecast.mcse import se
+    from forecast.report.tables import pct
 
     result, folder = _with_status(
         "pooling",

@@ -321,13 +321,10 @@ class Program:
         configure_jax(chains)
         nuts_seed, exact_seed = seeds(seed, 3)[1:]
         with self.lock:
-            if self._nuts is None:
-                from forecast.nuts import TunableNuts
-
-                self._nuts = TunableNuts(self.model, self.tunable, self.learned)
+            nuts = self.nuts()
             self.set(prep)
-            start = self._nuts.start(chains, nuts_seed)
-        sampled = self._nuts.sample(draws, chains, start)
+            start = nuts.start(chains, nuts_seed)
+        sampled = nuts.sample(draws, chains, start)
         given = {k: v.reshape(chains * draws, *v.shape[2:]) for k, v in sampled.values.items()}
         names = ["p_success"] + (["option_value"] if prep.loaded.spec.decision else [])
         with self.lock:
@@ -344,6 +341,15 @@ class Program:
         note = f"; {sampled.divergences} divergences" if sampled.divergences else ""
         p = values[0]
         return Refit(float(np.mean(p)), mcse_mean(chained(p)), p, means, errors, note)
+
+    def nuts(self):
+        """The shape's :class:`~forecast.nuts.TunableNuts`, built on first use."""
+        with self.lock:
+            if self._nuts is None:
+                from forecast.nuts import TunableNuts
+
+                self._nuts = TunableNuts(self.model, self.tunable, self.learned)
+            return self._nuts
 
     def set(self, prep: Prepared) -> None:
         from forecast.model import set_tunable

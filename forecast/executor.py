@@ -269,3 +269,58 @@ def open_executor(workers: int | None = None, scheduler: str | None = None) -> E
             )
         return DaskCluster(scheduler)
     return LocalPool(workers)
+
+
+# ----------------------------------------------------------------------------- what-ifs
+
+
+def _variant_job(state: Any, raw: dict[str, Any]) -> Any:
+    """One what-if of a scenario: the job behind compare's swaps, sensitivity's ends and
+    the cumulative path. ``state`` is (the Prepared scenario, its BaseFit or None,
+    allow_outside)."""
+    from forecast.engine import try_variant
+
+    like, base, allow_outside = state
+    return try_variant(raw, like, like.settings.seed, allow_outside, base)
+
+
+def run_jobs(
+    fn: Callable[[Any, Any], Any],
+    shared: Any,
+    jobs: list[Job],
+    scheduler: str | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict[Hashable, Any]:
+    """Every job's result by its key: in this process (the default: what-ifs of one
+    scenario share its compiled program, so this is fastest on one machine), or on the
+    Dask cluster at ``scheduler`` (the shared state shipped to each worker once)."""
+    if scheduler is None or not jobs:
+        return {key: fn(shared, args) for key, args in jobs}
+    with DaskCluster(scheduler) as cluster:
+        if say:
+            say(f"{len(jobs)} jobs on the Dask cluster at {scheduler} ({cluster.workers} workers)")
+        out = dict(cluster.results(fn, shared, jobs))
+        if cluster.retried and say:
+            say(f"rerun after a worker was lost: {', '.join(map(str, cluster.retried))}")
+    return out
+
+
+def check_scheduler(scheduler: str | None) -> None:
+    """Exit 2 now, before any fitting, when ``scheduler`` cannot be reached."""
+    if scheduler is not None:
+        DaskCluster(scheduler).close()
+
+
+def variants(
+    raws: list[dict[str, Any]],
+    like: Any,
+    base: Any,
+    allow_outside: bool,
+    scheduler: str | None = None,
+    say: Callable[[str], None] | None = None,
+) -> list[Any]:
+    """:func:`~forecast.engine.try_variant` of each changed raw scenario, in order."""
+    results = run_jobs(
+        _variant_job, (like, base, allow_outside), list(enumerate(raws)), scheduler, say
+    )
+    return [results[i] for i in range(len(raws))]

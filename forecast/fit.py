@@ -270,6 +270,7 @@ def run_fit(
     chains: int,
     seed: int,
     progress: Callable[[str], None] | None = None,
+    nuts=None,
 ) -> Fit:
     """Fit a built model: prior always, posterior by NUTS when there are data.
 
@@ -283,6 +284,9 @@ def run_fit(
         Sampling settings; the same seed gives the same numbers.
     progress
         Called with a short phase description ("sampling", ...).
+    nuts
+        The model's :class:`~forecast.nuts.TunableNuts`, compiled before (a tunable
+        model's, set to this scenario); by default one is made for this fit.
     """
     import xarray as xr
 
@@ -298,31 +302,55 @@ def run_fit(
         tree = xr.DataTree.from_dict({"prior": prior})
         return Fit(tree, "prior", PRIOR_DIAGNOSTICS, time.perf_counter() - start, notes)
 
-    import pymc as pm
-
     configure_jax(chains)
     say(f"sampling {chains} chains × {draws} draws (NUTS)")
     learned = data_dependent(model)
     with warnings.catch_warnings(), _quiet_pymc():
         warnings.simplefilter("ignore")
-        tree = pm.sample(
-            draws,
-            tune=1000,
-            chains=chains,
-            model=nuts_model(model, learned),
-            var_names=learned,
-            nuts_sampler="numpyro",
-            random_seed=nuts_seed,
-            progressbar=False,
-            compute_convergence_checks=False,
-            nuts={"chain_method": _chain_method(chains)},
-        )
+        if nuts is None:
+            from forecast.nuts import TunableNuts
+
+            nuts = TunableNuts(model, {}, learned)
+        started = time.perf_counter()
+        sampled = nuts.sample(draws, chains, nuts.start(chains, nuts_seed))
+        tree = _as_tree(model, sampled, time.perf_counter() - started)
         exact_unlearned(model, tree, learned, exact_seed)
         say("computing log densities")
         p_pass = add_log_densities(model, tree, nuts_seed, notes)
     tree["prior"] = xr.DataTree(prior)
     diag = diagnostics(tree, learned, chains)
     return Fit(tree, "nuts", diag, time.perf_counter() - start, notes, p_pass=p_pass)
+
+
+def _as_tree(model, sampled, seconds: float):
+    """NUTS draws as the DataTree ``pm.sample`` gives (ArviZ ``from_dict``, the model's
+    coords and dims, its observed data, numpyro's statistics under PyMC's names)."""
+    import numpyro
+    from arviz_base import from_dict, make_attrs
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        find_constants,
+        find_observations,
+    )
+
+    from forecast.nuts import TUNE
+
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    groups = {"posterior": sampled.values, "sample_stats": sampled.stats}
+    for name, found in (
+        ("observed_data", find_observations(model)),
+        ("constant_data", find_constants(model)),
+    ):
+        if found:
+            groups[name] = found
+    attrs = {"sampling_time": seconds, "tuning_steps": TUNE}
+    return from_dict(
+        data=groups,
+        coords=coords,
+        dims=dims,
+        sample_dims=["chain", "draw"],
+        attrs={"posterior": make_attrs(attrs, inference_library=numpyro)},
+    )
 
 
 #: The diagnostics of a forward-sampled (prior) run: no MCMC, nothing to fail.
@@ -476,13 +504,6 @@ def exact_unlearned(model, tree, learned: list[str], seed: int) -> None:
     names += [v.name for v in model.deterministics]
     values = vectorised_draws(model, names, chains * draws, seed, given=given)
     tree["posterior"] = xr.DataTree(post.assign(_as_draws(model, names, values, chains, draws)))
-
-
-def _chain_method(chains: int) -> str:
-    import jax
-
-    # parallel needs a device per chain; JAX may have been imported before we could ask
-    return "parallel" if jax.local_device_count() >= chains else "vectorized"
 
 
 def diagnostics(tree, free: list[str], chains: int) -> dict[str, Any]:

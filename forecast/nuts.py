@@ -21,8 +21,11 @@ import numpy as np
 
 #: Warm-up steps, as ``pm.sample``'s default ``tune``.
 TUNE = 1000
-#: numpyro's and PyMC's default target acceptance rate.
+#: numpyro's and PyMC's default target acceptance rate; partial pooling (a scale and
+#: non-centred offsets per group, a funnel when few groups inform the scale) takes
+#: smaller steps, the usual first remedy for the divergences it would otherwise show.
 TARGET_ACCEPT = 0.8
+TARGET_ACCEPT_POOLED = 0.9
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Draws:
 
     values: dict[str, np.ndarray]
     divergences: int
+    stats: dict[str, np.ndarray]  # ArviZ's sample_stats names, (chain, draw) each
 
 
 class TunableNuts:
@@ -46,21 +50,27 @@ class TunableNuts:
         import pytensor.tensor as pt
         from pymc.initial_point import make_initial_point_fn
         from pymc.sampling.jax import get_jaxified_graph
+        from pytensor.compile.sharedvalue import SharedVariable
         from pytensor.graph.replace import clone_replace
+        from pytensor.graph.traversal import graph_inputs
 
         from forecast.fit import nuts_model
 
         sampled = nuts_model(model, learned)
-        self.shared = [v for shared in tunable.values() for v in shared]
-        params = [pt.scalar(v.name, dtype="float64") for v in self.shared]
-        replace = dict(zip(self.shared, params, strict=True))
         values = list(sampled.value_vars)
         self.value_names = [v.name for v in values]
         self.learned = [rv.name for rv in sampled.free_RVs]
-        (logp,) = clone_replace([sampled.logp()], replace=replace)
         by_name = {v.name: v for v in sampled.unobserved_value_vars}
-        # each learned variable on its own scale, as a function of the sampled values
-        constrained = clone_replace([by_name[n] for n in self.learned], replace=replace)
+        outputs = [sampled.logp(), *(by_name[n] for n in self.learned)]
+        # the shared parameters as the graphs hold them: `nuts_model` (pm.do) clones the
+        # model, and with it its shared variables, so they are found by name; their
+        # values are read from the tunable model's own (set_tunable sets those)
+        # (other shared variables, the dims' lengths, stay constants of the program)
+        own = {v.name: v for shared in tunable.values() for v in shared}
+        held = [v for v in graph_inputs(outputs) if isinstance(v, SharedVariable) and v.name in own]
+        self.shared = [own[v.name] for v in held]
+        params = [pt.scalar(v.name, dtype="float64") for v in held]
+        logp, *constrained = clone_replace(outputs, replace=dict(zip(held, params, strict=True)))
         self._logp = get_jaxified_graph(inputs=[*values, *params], outputs=[logp])
         self._constrain = get_jaxified_graph(inputs=[*values, *params], outputs=constrained)
         self._initial = make_initial_point_fn(
@@ -77,6 +87,7 @@ class TunableNuts:
         from numpyro.infer.hmc import hmc
 
         logp, constrain, names = self._logp, self._constrain, self.value_names
+        target_accept = TARGET_ACCEPT_POOLED if "group_scale" in self.learned else TARGET_ACCEPT
 
         def potential_fn_gen(params):
             def potential(z):
@@ -89,24 +100,44 @@ class TunableNuts:
             state = init_kernel(
                 z0,
                 num_warmup=TUNE,
-                target_accept_prob=TARGET_ACCEPT,
+                target_accept_prob=target_accept,
                 model_args=(params,),
                 rng_key=rng_key,
             )
 
             def step(state, _):
                 state = sample_kernel(state, model_args=(params,))
-                return state, (state.z, state.diverging)
+                stats = {
+                    "diverging": state.diverging,
+                    "lp": -state.potential_energy,
+                    "energy": state.energy,
+                    "n_steps": state.num_steps,
+                    "acceptance_rate": state.accept_prob,
+                    "step_size": state.adapt_state.step_size,
+                }
+                return state, (state.z, stats)
 
-            _, (zs, diverging) = jax.lax.scan(step, state, None, length=TUNE + draws)
+            _, (zs, stats) = jax.lax.scan(step, state, None, length=TUNE + draws)
             kept = {n: z[TUNE:] for n, z in zs.items()}
             values = jax.vmap(lambda z: constrain(*(z[n] for n in names), *params))(kept)
-            return values, diverging[TUNE:].sum()
+            return values, {k: v[TUNE:] for k, v in stats.items()}
 
-        if jax.local_device_count() >= chains:  # a device per chain: in parallel
-            program = jax.pmap(one_chain, in_axes=(0, 0, None))
-        else:  # in lock-step on one device
-            program = jax.jit(jax.vmap(one_chain, in_axes=(0, 0, None)))
+        # a device per chain: in parallel; else in lock-step on one device
+        parallel = jax.local_device_count() >= chains
+        if self.shared:
+            mapped = jax.pmap if parallel else (lambda f, **kw: jax.jit(jax.vmap(f, **kw)))
+            program = mapped(one_chain, in_axes=(0, 0, None))
+        else:
+            # no parameters: not passed at all (pmap maps a leaf of the chains' starting
+            # points wrongly when an empty tuple with in_axes None follows them)
+            def fixed(rng_key, z0):
+                return one_chain(rng_key, z0, ())
+
+            inner = jax.pmap(fixed) if parallel else jax.jit(jax.vmap(fixed))
+
+            def program(keys, z0, params):
+                return inner(keys, z0)
+
         self._compiled[key] = program
         return program
 
@@ -129,6 +160,9 @@ class TunableNuts:
 
         seed, z0, params = start
         keys = jax.random.split(jax.random.PRNGKey(seed), chains)
-        values, diverging = self._program(draws, chains)(keys, z0, params)
+        values, stats = self._program(draws, chains)(keys, z0, params)
         out = {n: np.asarray(v) for n, v in zip(self.learned, values, strict=True)}
-        return Draws(out, int(np.asarray(diverging).sum()))
+        stats = {k: np.asarray(v) for k, v in stats.items()}
+        # as PyMC names numpyro's statistics
+        stats["tree_depth"] = np.log2(stats["n_steps"]).astype(int) + 1
+        return Draws(out, int(stats["diverging"].sum()), stats)

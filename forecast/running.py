@@ -31,22 +31,31 @@ class RunResult:
 
 
 def fit_prepared(prep: Prepared, progress: Callable[[str], None] | None = None):
-    """Build the PyMC model of a prepared scenario and fit it."""
+    """Build the PyMC model of a prepared scenario and fit it.
+
+    The model is the engine's tunable program for the scenario's shape (set to its
+    beliefs), so the NUTS program compiled for it serves every scenario of the same shape:
+    a `run --set` of new numbers, and the refits of what-ifs (:mod:`forecast.nuts`).
+    """
+    from forecast.engine import program_for
     from forecast.fit import run_fit
-    from forecast.model import build_model
 
     if progress:
         progress("building the model")
-    model = build_model(prep.loaded.spec, prep.priors, prep.data, prep.settings.seed)
-    result = run_fit(
-        model,
-        has_data=prep.data is not None,
-        draws=prep.settings.draws,
-        chains=prep.settings.chains,
-        seed=prep.settings.seed,
-        progress=progress,
-    )
-    return model, result
+    program = program_for(prep)
+    with program.lock:
+        program.set(prep)
+        has_data = prep.data is not None and bool(program.model.free_RVs)
+        result = run_fit(
+            program.model,
+            has_data=prep.data is not None,
+            draws=prep.settings.draws,
+            chains=prep.settings.chains,
+            seed=prep.settings.seed,
+            progress=progress,
+            nuts=program.nuts() if has_data and program.learned else None,
+        )
+    return program.model, result
 
 
 def run(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forecast.engine import BaseFit, Variant, difference, evaluate, try_variant
+from forecast.engine import BaseFit, Variant, difference, evaluate
 from forecast.prepared import Prepared, prepare
 from forecast.records import SCHEMA
 from forecast.running import DEFAULT_OUT, run
@@ -113,20 +113,25 @@ def compare(
     out: str | Path = DEFAULT_OUT,
     allow_outside: bool = False,
     progress: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Compare scenario A (the first) with each of the others.
 
-    Returns the ``compare.json`` dictionary and the folder it was written to.
+    Returns the ``compare.json`` dictionary and the folder it was written to. With
+    ``scheduler`` (``tcp://HOST:PORT``) the swaps run on that Dask cluster.
     """
     from forecast.errors import UsageError
     from forecast.report.compare import write_compare
 
     if len(args) < 2:
         raise UsageError.one("compare needs at least two scenarios or report folders")
+    from forecast.executor import check_scheduler
+
+    check_scheduler(scheduler)
     out = Path(out)
     say = progress or (lambda _m: None)
     sources = load_sources(args, overrides, draws, chains, seed, out, allow_outside, progress)
-    pairs = [compare_pair(sources[0], b, allow_outside, say) for b in sources[1:]]
+    pairs = [compare_pair(sources[0], b, allow_outside, say, scheduler) for b in sources[1:]]
     result = {
         "schema": SCHEMA,
         "scenarios": {
@@ -199,21 +204,19 @@ def _label(sources: list[Side]) -> None:
         s.label = s.prep.id if seen[s.prep.id] == 1 else f"{s.prep.id}#{seen[s.prep.id]}"
 
 
-def compare_pair(a: Side, b: Side, allow_outside: bool, say) -> dict[str, Any]:
+def compare_pair(a: Side, b: Side, allow_outside: bool, say, scheduler=None) -> dict[str, Any]:
     """A against B: the differences, each swapped into A alone, and P(A > B)."""
     from forecast.compare import differences, swap
+    from forecast.executor import variants
     from forecast.mcse import round_to, sig
 
     diffs = differences(a.prep.loaded, a.prep.priors, b.prep.loaded, b.prep.priors)
-    say(f"{a.label} vs {b.label}: {len(diffs)} differences")
+    say(f"{a.label} vs {b.label}: {len(diffs)} differences, each swapped into {a.label}")
     base_fit = BaseFit.from_report(a.prep, a.folder) if diffs else None
     base = evaluate(a.prep, base=base_fit) if diffs else None
-    rows = []
-    for i, d in enumerate(diffs, 1):
-        say(f"attribution {i}/{len(diffs)}: {d.path}")
-        raw = swap(a.prep.loaded, b.prep.loaded, d.path)
-        v = try_variant(raw, a.prep, a.prep.settings.seed, allow_outside, base_fit)
-        rows.append(attribution_row(d.path, base, v))
+    raws = [swap(a.prep.loaded, b.prep.loaded, d.path) for d in diffs]
+    done = variants(raws, a.prep, base_fit, allow_outside, scheduler, say)
+    rows = [attribution_row(d.path, base, v) for d, v in zip(diffs, done, strict=True)]
     rows.sort(key=lambda r: -abs(r["delta"] or 0))
     greater, greater_mcse = p_greater(a.p_success, b.p_success)
     return {
@@ -224,7 +227,7 @@ def compare_pair(a: Side, b: Side, allow_outside: bool, say) -> dict[str, Any]:
         "differences": [d.as_json() for d in diffs],
         "attribution": rows,
         **explained(a, b, rows),
-        "path": cumulative_path(a, b, rows, allow_outside, base_fit, say),
+        "path": cumulative_path(a, b, rows, allow_outside, base_fit, say, scheduler),
         "attribution_base": None if base is None else base.as_json(),
         "recommendations": {
             side.label: (side.summary.get("decision") or {}).get("recommended") for side in (a, b)
@@ -253,29 +256,33 @@ def explained(a: Side, b: Side, rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def cumulative_path(a: Side, b: Side, rows, allow_outside: bool, base_fit, say) -> list[dict]:
+def cumulative_path(
+    a: Side, b: Side, rows, allow_outside: bool, base_fit, say, scheduler=None
+) -> list[dict]:
     """A turned into B one swap at a time, the largest single move first (PRODUCT §4).
 
     Each step adds one more of B's assumptions to A; after ``PATH_STEPS`` swaps the rest
     are applied at once, which is B itself (its own fit's P(success)).
     """
     from forecast.compare import swap
+    from forecast.executor import variants
     from forecast.mcse import round_to, sig
 
-    raw = a.prep.loaded.raw
-    steps = []
-    for r in rows[:PATH_STEPS]:
-        say(f"cumulative path {len(steps) + 1}: {r['path']}")
+    raw, raws = a.prep.loaded.raw, []
+    for r in rows[:PATH_STEPS]:  # each step adds one more of B's assumptions
         raw = swap(raw, b.prep.loaded, r["path"])
-        v = try_variant(raw, a.prep, a.prep.settings.seed, allow_outside, base_fit)
-        steps.append(
-            {
-                "add": r["path"],
-                "p_success": round_to(v.p_success, v.mcse),
-                "p_success_mcse": sig(v.mcse),
-                "method": v.method,
-            }
-        )
+        raws.append(raw)
+    say(f"cumulative path: {len(raws)} steps from {a.label} towards {b.label}")
+    done = variants(raws, a.prep, base_fit, allow_outside, scheduler, say)
+    steps = [
+        {
+            "add": r["path"],
+            "p_success": round_to(v.p_success, v.mcse),
+            "p_success_mcse": sig(v.mcse),
+            "method": v.method,
+        }
+        for r, v in zip(rows, done, strict=False)
+    ]
     if len(rows) > PATH_STEPS:
         pb = b.summary["p_success"]
         steps.append(

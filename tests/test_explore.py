@@ -168,10 +168,22 @@ def test_save_never_overwrites_stays_in_the_folder_and_passes_check(explored, cl
 
 
 @pytest.mark.slow
-def test_a_refit_is_pending_then_answers(explored):
+def test_a_refit_is_pending_then_answers(explored, monkeypatch):
     """A change the fit cannot be reweighted to is refitted in the background."""
+    import threading
     import time
 
+    from forecast import engine
+
+    # a refit of a compiled shape can take under a second: held until the test has seen
+    # the page told so, and the page answer another change meanwhile
+    go, refit = threading.Event(), engine.Program.refit
+
+    def held(self, prep, seed):
+        assert go.wait(60)
+        return refit(self, prep, seed)
+
+    monkeypatch.setattr(engine.Program, "refit", held)
     session = explored[1]
     item = "stages.agreement.base_rate.belief={between: [0.9, 0.99]}"
     assert session.answer([item], wait=0.0)["status"] == "pending"
@@ -187,6 +199,7 @@ def test_a_refit_is_pending_then_answers(explored):
     # the page stays usable meanwhile: a reweighted what-if answers on the other worker
     other = session.answer([f"{HOLDS}=roughly even chance"], wait=30)
     assert (other["status"], other["method"]) == ("done", "reweighted")
+    go.set()
     while answer["status"] == "pending":
         assert time.monotonic() < deadline, seen
         answer = session.answer([item], wait=0.5)

@@ -143,12 +143,16 @@ def test_compiled_nuts_refits_are_conjugate_exact_for_each_prior(write_scenario)
 
     Beta(a, b) prior, 3 agreements in 20 rounds, one stage, one round: P(success) is the
     posterior mean (a + 3) / (a + b + 20). A program that kept the first prior's numbers
-    (a stale constant) would miss the second by 0.25.
+    (a stale constant) would miss the second by 0.25. The factor has no effect; it is
+    there because a belief NUTS does not sample makes the sampled model a copy (pm.do),
+    whose shared parameters must still follow the variant's.
     """
     from test_model import CSV_3_OF_20
 
     path = write_scenario(
         """
+        factors:
+          idle: {holds: likely, note: no effect on any stage}
         stages:
           agreement:
             base_rate: {belief: {beta: [2, 8]}}
