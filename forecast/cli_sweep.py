@@ -16,6 +16,7 @@ from forecast.cli import (
     JsonOpt,
     OutOpt,
     OutsideOpt,
+    SchedulerOpt,
     SeedOpt,
     SetOpt,
     _console,
@@ -42,12 +43,7 @@ def sweep(
         int | None,
         typer.Option("--workers", help="Local worker processes (default: the core count)."),
     ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler", metavar="tcp://HOST:PORT", help="Run on this Dask distributed cluster."
-        ),
-    ] = None,
+    scheduler: SchedulerOpt = None,
     yes: Annotated[
         bool, typer.Option("--yes", help="Run a grid of more than 10,000 variants.")
     ] = False,
