@@ -98,4 +98,9 @@ def refit_hint(prep, group: str) -> str:
         return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, list) else str(v)
 
     inner = ", ".join(f"{k}: {flow(v)}" for k, v in exclude.items())
-    return f'--set "reference.exclude={{{inner}}}"'
+    hint = f'--set "reference.exclude={{{inner}}}"'
+    # without its own rounds the case's group is one the data no longer have: say so,
+    # as a scenario must (else the refit is refused, naming the unknown group)
+    if getattr(ref, "case_group", None) is not None and str(ref.case_group) == group:
+        hint += " --set reference.case_group_is_new=true"
+    return hint

@@ -66,8 +66,8 @@ def test_the_refit_hint_names_the_group_and_keeps_existing_exclusions():
 
     from forecast.influence import refit_hint
 
-    def prep(exclude):
-        ref = SimpleNamespace(exclude=exclude, group="track")
+    def prep(exclude, case=None):
+        ref = SimpleNamespace(exclude=exclude, group="track", case_group=case)
         return SimpleNamespace(loaded=SimpleNamespace(spec=SimpleNamespace(reference=ref)))
 
     assert refit_hint(prep({}), "nk") == '--set "reference.exclude={track: nk}"'
@@ -75,3 +75,19 @@ def test_the_refit_hint_names_the_group_and_keeps_existing_exclusions():
         refit_hint(prep({"interim": 1, "track": "libya"}), "nk")
         == '--set "reference.exclude={interim: 1, track: [libya, nk]}"'
     )
+    # the case's own group: without it, the group is new to the data, as it must say
+    assert refit_hint(prep({}, case="iran"), "iran") == (
+        '--set "reference.exclude={track: iran}" --set reference.case_group_is_new=true'
+    )
+
+
+def test_the_refit_hint_for_the_case_group_runs(cli, write_scenario, tmp_path):
+    """The hint for the case's own group is a command that works (it was refused before)."""
+    from forecast import api
+    from forecast.influence import refit_hint
+
+    path = write_scenario(BODY, CSV)
+    hint = refit_hint(api.prepare(path), "alpha")
+    sets = [part.strip().strip('"') for part in hint.split("--set")[1:]]
+    r = cli("check", path, *[x for s in sets for x in ("--set", s)])
+    assert r.exit_code == 0, r.output
