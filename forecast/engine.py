@@ -408,7 +408,7 @@ def _log_prior_function(model, draws: dict[str, Any]):
 #: sensitivity run, a compare, an explore session or a sweep.
 _PROGRAMS: dict[str, Program] = {}
 _PROGRAMS_LOCK = threading.Lock()
-PROGRAMS_KEPT = 8
+PROGRAMS_KEPT = 4
 
 
 def _data_identity(prep: Prepared) -> str:
