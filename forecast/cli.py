@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from forecast.executor import no_c_compilation
+
 app = typer.Typer(
     name="forecast",
     help="Turn an argument about diplomacy into a checkable Bayesian forecast.",
@@ -516,19 +518,6 @@ def new(
         err.print(f"[bold red]error[/]: cannot write {target}: {e.strerror}")
         raise typer.Exit(2) from None
     _console(stderr=False).print(f"wrote {target}")
-
-
-def no_c_compilation() -> None:
-    """Tell PyTensor not to compile C (unless the user's PYTENSOR_FLAGS say otherwise).
-
-    forecast samples through JAX and evaluates everything else vectorised over draws,
-    where NumPy does the work; compiling C thunks for those few calls cost a cold run
-    ~10 s of gcc (42.7 s → 33.3 s without) and a warm run nothing. Must run before
-    PyTensor is imported.
-    """
-    flags = os.environ.get("PYTENSOR_FLAGS", "")
-    if "cxx" not in flags and "pytensor" not in sys.modules:
-        os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, "cxx=") if f)
 
 
 def main() -> None:
