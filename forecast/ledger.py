@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import random
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +115,26 @@ def _check_sqlite_file(path: Path, create: bool) -> None:
         raise not_a_ledger(str(path), f"an SQLite database with other tables: {shown}")
 
 
+def _use_wal(con: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (persistent: once per file), waiting for other writers.
+
+    SQLite's busy handler does not cover the switch itself: while another connection is
+    converting the same new file, ``PRAGMA journal_mode = WAL`` fails at once with
+    "database is locked" (seen with eight processes opening one new ledger on a loaded
+    machine). So the switch is retried, with jitter, for up to :data:`BUSY_SECONDS`.
+    """
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                con.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
+
+
 def _engine(url: sa.URL) -> sa.Engine:
     """An engine; for SQLite, WAL mode, a busy timeout and ``BEGIN IMMEDIATE``."""
     if url.get_backend_name() != "sqlite":
@@ -128,9 +150,9 @@ def _engine(url: sa.URL) -> sa.Engine:
         dbapi_connection.isolation_level = None  # BEGIN is ours (below), not sqlite3's
         cur = dbapi_connection.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_SECONDS * 1000}")
-        cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
+        _use_wal(dbapi_connection)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:

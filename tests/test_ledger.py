@@ -15,6 +15,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -474,6 +475,24 @@ def test_eight_processes_recording_at_once_lose_nothing(url, tmp_path):
     assert [p.exitcode for p in procs] == [0] * 8
     got = rows(url)
     assert len(got) == 8 and {r["seed"] for r in got} == set(range(8))
+
+
+def test_opening_waits_while_another_writer_holds_a_new_file(tmp_path):
+    # SQLite's busy handler does not cover switching a file to WAL: while another
+    # connection holds the write lock of a file still in rollback mode (as when eight
+    # processes open one new ledger), the switch fails at once with "database is
+    # locked". Opening must wait for that writer instead, as it waits for any other.
+    path = tmp_path / "new.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        with Ledger(path) as led, led.transaction() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        release.join()
+        holder.close()
 
 
 # -- bad input --------------------------------------------------------------------------
