@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import textwrap
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
@@ -68,13 +70,38 @@ def write_scenario(tmp_path):
     return write
 
 
+@dataclass(frozen=True)
+class Ran:
+    """What a command printed, as click's Result holds it (and a file can keep)."""
+
+    exit_code: int
+    stdout: str
+    output: str
+
+
+def shared_folder(tmp_path_factory) -> Path:
+    """A folder every xdist worker of this test session sees (the session's own when
+    the tests run in one process)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def bundled_run(tmp_path_factory):
-    """Both bundled scenarios run once for the session: (click Result, reports folder)."""
+    """Both bundled scenarios run once for the session, whichever xdist worker asks
+    first (the others wait on the lock and read its record): (Ran, reports folder)."""
+    from filelock import FileLock
     from typer.testing import CliRunner
 
     from forecast.cli import app
 
-    out = tmp_path_factory.mktemp("reports")
-    result = CliRunner().invoke(app, ["run", *map(str, BUNDLED), "--out", str(out), "--json"])
-    return result, out
+    shared = shared_folder(tmp_path_factory)
+    out, record = shared / "bundled-reports", shared / "bundled-run.json"
+    with FileLock(shared / "bundled-run.lock"):
+        if not record.exists():
+            result = CliRunner().invoke(
+                app, ["run", *map(str, BUNDLED), "--out", str(out), "--json"]
+            )
+            ran = Ran(result.exit_code, result.stdout, result.output)
+            record.write_text(json.dumps(asdict(ran)))
+    return Ran(**json.loads(record.read_text())), out
