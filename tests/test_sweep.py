@@ -141,25 +141,41 @@ def test_a_row_equals_run_set_within_mcse(write_scenario, tmp_path, cluster, cli
 
 
 def _kill_a_busy_worker(address: str, killed: list, stop: threading.Event) -> None:
-    """Once the sweep's jobs are out, SIGKILL a worker that holds one of them, and
-    note the jobs it held (running, queued or finished but not yet fetched) when it died."""
+    """Once the sweep's jobs are out, SIGKILL a worker that is running one of them and
+    note its address."""
     from distributed import Client
-
-    def jobs_on(worker) -> set[str]:
-        keys = [*watcher.processing().get(worker, ()), *watcher.has_what().get(worker, ())]
-        return {str(k) for k in keys if str(k).startswith("forecast-job")}
 
     with Client(address, set_as_default=False) as watcher:
         pids = watcher.run(os.getpid)
         while not stop.is_set() and not killed:
             for worker, keys in watcher.processing().items():
                 if worker in pids and any(str(k).startswith("forecast-job") for k in keys):
-                    before = jobs_on(worker)
                     os.kill(pids[worker], signal.SIGKILL)
-                    # and again: anything the scheduler gave it up to the moment it died
-                    killed.extend(before | jobs_on(worker))
+                    killed.append(worker)
                     break
             time.sleep(0.05)
+
+
+def _where_jobs_ran(scheduler):
+    """A scheduler plugin noting every worker each key was given to. The scheduler goes
+    on giving jobs to a killed worker until it learns of the death, so what the worker
+    held is known from the scheduler's side only, not from a look before the kill."""
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class WhereJobsRan(SchedulerPlugin):
+        name = "forecast-test-where-jobs-ran"
+
+        def __init__(self) -> None:
+            self.on: dict[str, set[str]] = {}
+
+        def transition(self, key, start, finish, *args, **kwargs) -> None:
+            ts = scheduler.tasks.get(key)
+            if finish == "processing" and ts is not None and ts.processing_on is not None:
+                self.on.setdefault(str(key), set()).add(ts.processing_on.address)
+
+    plugin = WhereJobsRan()
+    scheduler.add_plugin(plugin)
+    return plugin
 
 
 @pytest.mark.slow
@@ -168,6 +184,7 @@ def test_a_worker_killed_mid_sweep_is_survived(reports, cluster, cli):
     # 32 variants: a variant takes ~0.05 s, so the sweep is out long enough to be caught
     bombs = f"{BOMB}=[almost certain, likely, unlikely, 0.5]"
     killed, stop = [], threading.Event()
+    where = _where_jobs_ran(cluster.scheduler)  # this LocalCluster's scheduler is in-process
     watcher = threading.Thread(
         target=_kill_a_busy_worker, args=(cluster.scheduler_address, killed, stop)
     )
@@ -181,14 +198,19 @@ def test_a_worker_killed_mid_sweep_is_survived(reports, cluster, cli):
     finally:
         stop.set()
         watcher.join()
+        cluster.scheduler.remove_plugin(name=where.name)
     assert killed, "the watcher killed no worker"
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result["n_variants"] == 32
     assert all(row["method"] == "reweighted" for row in result["rows"])
-    # the jobs reported as run again: some of those the killed worker held, and no others
+    # the jobs reported as run again: some of those the killed worker was given, no others
     # (not, say, jobs of an earlier sweep on this cluster with the same indices)
-    held = {int(key.rsplit("-", 1)[1]) for key in killed}
+    held = {
+        int(key.rsplit("-", 1)[1])
+        for key, workers in where.on.items()
+        if key.startswith("forecast-job") and killed[0] in workers
+    }
     retried = {r["index"] for r in result["retried"]}
     assert retried and retried <= held, (retried, held)
     assert "ran again on another worker after a worker died" in r.stderr
