@@ -166,7 +166,7 @@ def fuzz(examples: int) -> settings:
 
 
 @pytest.mark.parametrize("base", BUNDLED, ids=lambda p: p.stem)
-@fuzz(120)
+@fuzz(80)
 @given(data=st.data())
 def test_check_never_crashes(base, data, folder, cli):
     text = data.draw(mutated_yaml(base.read_text()))

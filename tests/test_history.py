@@ -93,7 +93,10 @@ def test_pooling_separates_groups_and_shrinks_small_ones(write_scenario, tmp_pat
 
 @pytest.mark.slow
 def test_backtest_rewards_the_true_prior_and_never_looks_ahead(write_scenario, tmp_path):
-    csv = rounds_csv({"a": (40, 0.3)}, seed=2)
+    # 20 rounds (a fit each): the prior matters most in the early rounds, before the data
+    # take over, so few rounds separate the two priors best (on these seeded rounds:
+    # Brier 0.250 vs 0.287; with 40 rounds 0.201 vs 0.219)
+    csv = rounds_csv({"a": (20, 0.3)}, seed=2)
     body = """
 stages:
   agreement:
