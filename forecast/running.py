@@ -45,14 +45,15 @@ def fit_prepared(prep: Prepared, progress: Callable[[str], None] | None = None):
     program = program_for(prep)
     with program.lock:
         program.set(prep)
-        has_data = prep.data is not None and bool(program.model.free_RVs)
+        has_data = prep.data is not None
         result = run_fit(
             program.model,
-            has_data=prep.data is not None,
+            has_data=has_data,
             draws=prep.settings.draws,
             chains=prep.settings.chains,
             seed=prep.settings.seed,
             progress=progress,
+            # the beliefs the data inform (a subset of the free variables) are NUTS's
             nuts=program.nuts() if has_data and program.learned else None,
         )
     return program.model, result
