@@ -281,7 +281,7 @@ def cumulative_path(
             "p_success_mcse": sig(v.mcse),
             "method": v.method,
         }
-        for r, v in zip(rows, done, strict=False)
+        for r, v in zip(rows[:PATH_STEPS], done, strict=True)
     ]
     if len(rows) > PATH_STEPS:
         pb = b.summary["p_success"]
